@@ -1,0 +1,5 @@
+import sys
+
+from ddpm.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``ddpm`` command line."""

@@ -1,0 +1,31 @@
+"""``ddpm export``: a small inference checkpoint (EMA weights + configuration) from a run."""
+
+from __future__ import annotations
+
+import argparse
+
+from ddpm.pipelines import export_checkpoint
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a small inference checkpoint",
+        description="Copy the EMA weights and configuration of a checkpoint into a small folder.",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint or run folder")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "float16", "bfloat16"),
+        help="storage type of the weights (default: float32; float16 halves the size)",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = export_checkpoint(args.checkpoint, args.out, args.dtype)
+    size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
+    print(f"wrote {path} ({size:.1f} MB)")
+    return 0

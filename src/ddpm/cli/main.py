@@ -1,0 +1,42 @@
+"""``ddpm``: the command line. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ddpm import __version__
+from ddpm.cli import export, info, sample, train
+from ddpm.errors import UserError
+
+COMMANDS = (train, sample, info, export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ddpm",
+        description="Train and sample denoising diffusion probabilistic models.",
+        epilog="Run 'ddpm COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"ddpm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except UserError as err:
+        print(f"ddpm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ddpm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

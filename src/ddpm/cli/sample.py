@@ -1,0 +1,93 @@
+"""``ddpm sample``: generate an image grid (and optionally a denoising animation)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from ddpm.errors import UserError
+from ddpm.imaging import enlarge, make_image_grid, save_animation, save_image
+from ddpm.pipelines import generate, load_model, pretrained_names
+from ddpm.samplers import SAMPLERS, SPACINGS
+
+
+def add_parser(sub) -> None:
+    names = ", ".join(pretrained_names()) or "none installed"
+    p = sub.add_parser(
+        "sample",
+        help="generate images from a checkpoint",
+        description=(
+            "Generate images. CHECKPOINT is a checkpoint folder, a training-run folder (its newest "
+            f"checkpoint) or a pretrained name ({names}). Sampler options default to the ones "
+            "stored with the model."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint/run folder or pretrained name")
+    p.add_argument("--num", type=int, default=64, help="number of images (default: 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same images")
+    p.add_argument("--out", default="samples.png", help="image grid to write (default: samples.png)")
+    p.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about √num)")
+    p.add_argument("--scale", type=int, default=0, help="enlarge the grid ×scale (default: to ~128 px tiles)")
+    p.add_argument("--save-each", metavar="DIR", help="also write every image as DIR/NNNNN.png")
+    p.add_argument("--gif", metavar="PATH", help="also write a denoising animation of the first images")
+    p.add_argument("--gif-num", type=int, default=8, help="images in the animation (default: 8)")
+    p.add_argument("--sampler", choices=list(SAMPLERS), help="sampler (default: the model's)")
+    p.add_argument("--steps", type=int, help="network evaluations; 0 = all T (default: the model's)")
+    p.add_argument("--spacing", choices=SPACINGS, help="timestep spacing for steps < T")
+    p.add_argument("--eta", type=float, help="DDIM stochasticity η")
+    p.add_argument("--variance", choices=("beta", "beta_tilde"), help="ancestral σ_t²")
+    clip = p.add_mutually_exclusive_group()
+    clip.add_argument(
+        "--clip", dest="clip_x0", action="store_true", default=None, help="clamp x̂_0 to [-1, 1]"
+    )
+    clip.add_argument("--no-clip", dest="clip_x0", action="store_false", help="do not clamp x̂_0")
+    p.add_argument("--batch-size", type=int, default=64, help="images per network call (default: 64)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="(default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.num < 1 or args.batch_size < 1:
+        raise UserError("--num and --batch-size must be ≥ 1")
+    if Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+        raise UserError(f"--out {args.out} must end in .png, .jpg, .webp or .bmp")
+    if args.gif and not args.gif.lower().endswith(".gif"):
+        raise UserError(f"--gif {args.gif} must end in .gif")
+    loaded = load_model(args.checkpoint, device=args.device)
+    chosen = {
+        k: getattr(args, k)
+        for k in ("sampler", "steps", "spacing", "eta", "variance", "clip_x0")
+        if getattr(args, k) is not None
+    }
+    try:
+        sampler = replace(loaded.config.sample, **chosen)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if sampler.steps > loaded.schedule.num_timesteps:
+        raise UserError(f"--steps {sampler.steps} exceeds the model's T = {loaded.schedule.num_timesteps}")
+    result = generate(
+        loaded,
+        args.num,
+        seed=args.seed,
+        sampler=sampler,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        animate=args.gif_num if args.gif else 0,
+        progress=not args.no_progress,
+    )
+    size = loaded.config.model.image_size
+    scale = args.scale or max(1, 128 // size // 2)
+    save_image(make_image_grid(result.images, nrow=args.nrow or None), args.out, scale=scale)
+    print(f"wrote {args.num} samples to {args.out}")
+    if args.save_each:
+        for i, image in enumerate(result.images):
+            save_image(make_image_grid(image[None], padding=0), Path(args.save_each) / f"{i:05d}.png")
+        print(f"wrote {args.num} images to {args.save_each}/")
+    if args.gif:
+        frames = [enlarge(f, max(1, 256 // size)) for f in result.frames]
+        save_animation(frames, args.gif)
+        print(f"wrote the denoising animation to {args.gif}")
+    return 0

@@ -1,0 +1,64 @@
+"""``ddpm train``: train a model from a TOML configuration, or resume a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ddpm.configuration import add_override_arguments, overrides_from_args
+from ddpm.errors import UserError
+from ddpm.pipelines.experiment import ExperimentConfig, bundled_configs, load_experiment_config, run_training
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model (DDPM Algorithm 1)",
+        description=(
+            "Train a diffusion model. Settings come from --config (a TOML file or a bundled "
+            f"name: {', '.join(bundled_configs())}), then from --section.key overrides. "
+            "The run folder receives checkpoints/, samples/ (grids from the EMA weights), "
+            "log.jsonl and config.json."
+        ),
+    )
+    p.add_argument("--config", help="TOML file or bundled config name (default: the run's own on --resume)")
+    p.add_argument("--out", required=True, help="run folder to write (or to resume)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    add_override_arguments(p, ExperimentConfig)
+    p.set_defaults(handler=run)
+
+
+def _saved_config(out: Path) -> dict:
+    path = out / "config.json"
+    if not path.is_file():
+        raise UserError(f"nothing to resume: {out} has no config.json; give --config or drop --resume")
+    return json.loads(path.read_text())
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    overrides = overrides_from_args(args)
+    if args.config:
+        source = args.config
+    elif args.resume:
+        source = _saved_config(out)
+    else:
+        raise UserError("give --config FILE (or a bundled name), or --resume an existing run")
+    config = load_experiment_config(source, overrides)
+    if args.print_config:
+        from ddpm.configuration import to_dict
+
+        print(json.dumps(to_dict(config), indent=2))
+        return 0
+    result = run_training(config, out, resume=args.resume, progress=not args.no_progress)
+    print(
+        f"trained to step {result.step} in {result.elapsed_seconds / 60:.1f} min "
+        f"(last loss {result.loss:.4f}); "
+        f"checkpoint {result.checkpoint}\nnext: ddpm sample {out} --num 64 --out {out / 'grid.png'}"
+    )
+    return 0

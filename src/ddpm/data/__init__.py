@@ -1,0 +1,52 @@
+"""Data sets: Fashion-MNIST, scikit-learn digits, image folders; all as in-memory uint8 tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ddpm.data.dataset import ImageDataset
+from ddpm.data.digits import load_digits
+from ddpm.data.fashion_mnist import load_fashion_mnist
+from ddpm.data.image_folder import load_image_folder
+from ddpm.errors import UserError
+
+DATASETS = ("fashion-mnist", "digits", "folder")
+
+
+@dataclass
+class DataConfig:
+    """Which images to train on."""
+
+    dataset: str = field(default="fashion-mnist", metadata={"help": f"one of: {', '.join(DATASETS)}"})
+    path: str = field(
+        default="", metadata={"help": "folder of the data (fashion-mnist IDX files, or images for folder)"}
+    )
+    split: str = field(default="train", metadata={"help": "train or test (fashion-mnist)"})
+    image_size: int = field(default=32, metadata={"help": "images are padded/resized to this square size"})
+    channels: int = field(default=1, metadata={"help": "1 (grey) or 3 (RGB); folder only"})
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+
+
+def load_dataset(config: DataConfig) -> ImageDataset:
+    """The data set a :class:`DataConfig` names."""
+    if config.dataset == "fashion-mnist":
+        return load_fashion_mnist(config.path, config.split, config.image_size)
+    if config.dataset == "digits":
+        return load_digits(config.image_size)
+    if not config.path:
+        raise UserError("the folder data set needs --data.path pointing to a folder of images")
+    return load_image_folder(config.path, config.image_size, config.channels)
+
+
+__all__ = [
+    "DATASETS",
+    "DataConfig",
+    "ImageDataset",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_image_folder",
+]

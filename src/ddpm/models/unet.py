@@ -1,0 +1,191 @@
+"""The U-Net noise predictor ε_θ(x_t, t [, y]) of DDPM (App. B), with room for conditioning.
+
+Encoder levels of ResNet blocks (and self-attention at chosen resolutions) halve the resolution
+level by level; a middle block; decoder levels mirror them, each block taking the matching encoder
+activation through a skip connection. The timestep embedding is added inside every ResNet block.
+
+Conditioning (each off unless configured):
+- ``class_labels`` (B,) int: a learned class embedding added to the timestep embedding;
+- ``cond_image`` (B, cond_channels, H, W): concatenated to x_t along channels;
+- ``context`` (B, L, context_dim) with ``context_mask`` (B, L): cross-attention at every
+  attention resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ddpm.models.blocks import Attention, Downsample, ResBlock, Upsample, group_norm
+from ddpm.models.embeddings import TimestepEmbedding
+
+
+@dataclass
+class UNetConfig:
+    """Shape of the U-Net. Depth (receptive field) grows with ``len(channel_mult)``."""
+
+    image_size: int = field(default=32, metadata={"help": "height = width of the images"})
+    in_channels: int = field(default=1, metadata={"help": "image channels (1 grey, 3 RGB)"})
+    out_channels: int = field(default=0, metadata={"help": "output channels; 0 = in_channels"})
+    cond_channels: int = field(
+        default=0, metadata={"help": "channels of a conditioning image concatenated to x_t"}
+    )
+    base_channels: int = field(default=64, metadata={"help": "channels at full resolution"})
+    channel_mult: tuple[int, ...] = field(
+        default=(1, 2, 2), metadata={"help": "width multiplier per level; each level halves H, W"}
+    )
+    num_res_blocks: int = field(default=2, metadata={"help": "ResNet blocks per encoder level"})
+    attention_resolutions: tuple[int, ...] = field(
+        default=(16,), metadata={"help": "resolutions that get self-attention"}
+    )
+    mid_attention: bool = field(default=True, metadata={"help": "self-attention in the middle block"})
+    head_channels: int = field(default=32, metadata={"help": "channels per attention head"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout inside ResNet blocks"})
+    norm_groups: int = field(default=32, metadata={"help": "GroupNorm groups (gcd with the channels)"})
+    num_classes: int = field(default=0, metadata={"help": "class labels for conditioning; 0 = none"})
+    context_dim: int = field(default=0, metadata={"help": "width of a cross-attention context; 0 = none"})
+
+    def __post_init__(self) -> None:
+        self.channel_mult = tuple(self.channel_mult)
+        self.attention_resolutions = tuple(self.attention_resolutions)
+        levels = len(self.channel_mult)
+        if levels == 0 or min(self.channel_mult) < 1:
+            raise ValueError("channel_mult needs at least one positive multiplier")
+        if self.image_size % 2 ** (levels - 1):
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2^{levels - 1} "
+                f"for {levels} levels; use fewer levels or another size"
+            )
+        resolutions = {self.image_size // 2**i for i in range(levels)}
+        bad = sorted(set(self.attention_resolutions) - resolutions)
+        if bad:
+            raise ValueError(f"attention_resolutions {bad} not among the U-Net's {sorted(resolutions)}")
+        if self.num_res_blocks < 1:
+            raise ValueError("num_res_blocks must be ≥ 1")
+
+    @property
+    def output_channels(self) -> int:
+        return self.out_channels or self.in_channels
+
+
+class UNetLayer(nn.Module):
+    """A ResNet block, optionally followed by self-attention and cross-attention."""
+
+    def __init__(self, res: ResBlock, attn: Attention | None, cross: Attention | None):
+        super().__init__()
+        self.res, self.attn, self.cross = res, attn, cross
+
+    def forward(self, x, emb, context=None, context_mask=None):
+        x = self.res(x, emb)
+        if self.attn is not None:
+            x = self.attn(x)
+        if self.cross is not None:
+            x = self.cross(x, context, context_mask)
+        return x
+
+
+class UNet(nn.Module):
+    """ε_θ: (x_t (B, C, H, W), t (B,)) → tensor of x_t's shape (with ``out_channels`` channels)."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = c = config
+        ch = c.base_channels
+        emb_dim = 4 * ch
+        self.time_embed = TimestepEmbedding(ch, emb_dim)
+        self.class_embed = nn.Embedding(c.num_classes, emb_dim) if c.num_classes else None
+
+        def layer(in_ch: int, out_ch: int, res: int) -> UNetLayer:
+            attn = res in c.attention_resolutions
+            return UNetLayer(
+                ResBlock(in_ch, out_ch, emb_dim, c.dropout, c.norm_groups),
+                Attention(out_ch, c.head_channels, c.norm_groups) if attn else None,
+                Attention(out_ch, c.head_channels, c.norm_groups, c.context_dim)
+                if attn and c.context_dim
+                else None,
+            )
+
+        self.in_conv = nn.Conv2d(c.in_channels + c.cond_channels, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        skip_channels, cur, res = [ch], ch, c.image_size
+        for level, mult in enumerate(c.channel_mult):
+            for _ in range(c.num_res_blocks):
+                self.down.append(layer(cur, ch * mult, res))
+                cur = ch * mult
+                skip_channels.append(cur)
+            if level < len(c.channel_mult) - 1:
+                self.down.append(Downsample(cur))
+                skip_channels.append(cur)
+                res //= 2
+
+        self.mid = nn.ModuleList(
+            [
+                UNetLayer(ResBlock(cur, cur, emb_dim, c.dropout, c.norm_groups), None, None),
+                UNetLayer(
+                    ResBlock(cur, cur, emb_dim, c.dropout, c.norm_groups),
+                    Attention(cur, c.head_channels, c.norm_groups) if c.mid_attention else None,
+                    Attention(cur, c.head_channels, c.norm_groups, c.context_dim) if c.context_dim else None,
+                ),
+            ]
+        )
+
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(c.channel_mult))):
+            for _ in range(c.num_res_blocks + 1):
+                self.up.append(layer(cur + skip_channels.pop(), ch * mult, res))
+                cur = ch * mult
+            if level > 0:
+                self.up.append(Upsample(cur))
+                res *= 2
+
+        self.out_norm = group_norm(cur, c.norm_groups)
+        self.out_conv = nn.Conv2d(cur, c.output_channels, 3, padding=1)
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        *,
+        class_labels: torch.Tensor | None = None,
+        cond_image: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        c = self.config
+        t = torch.as_tensor(t, device=x.device)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        emb = self.time_embed(t)
+        if (class_labels is None) != (self.class_embed is None):
+            raise ValueError("class_labels must be given exactly when the model has num_classes > 0")
+        if self.class_embed is not None:
+            emb = emb + self.class_embed(class_labels)
+        if (cond_image is None) != (c.cond_channels == 0):
+            raise ValueError("cond_image must be given exactly when the model has cond_channels > 0")
+        if cond_image is not None:
+            x = torch.cat([x, cond_image.to(x.dtype)], dim=1)
+        if (context is None) != (c.context_dim == 0):
+            raise ValueError("context must be given exactly when the model has context_dim > 0")
+
+        h = self.in_conv(x)
+        skips = [h]
+        for block in self.down:
+            h = block(h) if isinstance(block, Downsample) else block(h, emb, context, context_mask)
+            skips.append(h)
+        for block in self.mid:
+            h = block(h, emb, context, context_mask)
+        for block in self.up:
+            if isinstance(block, Upsample):
+                h = block(h)
+            else:
+                h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
+        return self.out_conv(torch.nn.functional.silu(self.out_norm(h)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (frozen ones included)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,72 @@
+"""An experiment = model + diffusion + data + training + sampling settings, read from TOML."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ddpm.configuration import from_dict, merge, to_dict
+from ddpm.data import DataConfig, load_dataset
+from ddpm.errors import UserError
+from ddpm.models import UNetConfig
+from ddpm.process import DiffusionConfig
+from ddpm.samplers import SamplerConfig
+from ddpm.training import TrainConfig, TrainingRun, TrainResult, train
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class ExperimentConfig:
+    """The sections of a configuration file: [model], [diffusion], [data], [train], [sample]."""
+
+    model: UNetConfig = field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SamplerConfig = field(default_factory=SamplerConfig)
+
+
+def bundled_configs() -> list[str]:
+    """Names of the configuration files shipped with the package."""
+    folder = resources.files("ddpm") / "configs"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def read_toml(name_or_path: str) -> dict:
+    """Parse a TOML file given by path, or by the name of a bundled configuration."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        bundled = resources.files("ddpm") / "configs" / f"{name_or_path}.toml"
+        if not bundled.is_file():
+            raise UserError(
+                f"configuration {name_or_path!r} is neither a file nor a bundled config "
+                f"({', '.join(bundled_configs())})"
+            )
+        text = bundled.read_text()
+    else:
+        text = path.read_text()
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"configuration {name_or_path} is not valid TOML: {err}") from None
+
+
+def load_experiment_config(source: str | dict | None, overrides: dict | None = None) -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from a TOML file/name or a dict, then apply overrides."""
+    data = source if isinstance(source, dict) else (read_toml(source) if source else {})
+    return from_dict(ExperimentConfig, merge(data, overrides or {}))
+
+
+def run_training(
+    config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+) -> TrainResult:
+    """Load the configured data and train; see :func:`ddpm.training.train`."""
+    dataset = load_dataset(config.data)
+    run = TrainingRun(config.model, config.diffusion, config.train, config.sample, to_dict(config))
+    return train(run, dataset.images, out_dir, resume=resume, progress=progress)

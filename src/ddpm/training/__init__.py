@@ -1,0 +1,8 @@
+"""Training: Algorithm 1 as a loss, and the loop with EMA, checkpoints and resume."""
+
+from ddpm.training.config import TrainConfig, learning_rate
+from ddpm.training.ema import EMA
+from ddpm.training.objective import diffusion_loss
+from ddpm.training.trainer import TrainingRun, TrainResult, train
+
+__all__ = ["EMA", "TrainConfig", "TrainResult", "TrainingRun", "diffusion_loss", "learning_rate", "train"]

@@ -1,0 +1,64 @@
+"""Settings of the training loop (optimiser, schedule of the learning rate, EMA, logging, checkpoints)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ddpm.runtime import PRECISIONS
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """How to train: Algorithm 1 with AdamW, warm-up, clipping and EMA, plus bookkeeping."""
+
+    steps: int = field(default=10_000, metadata={"help": "optimiser steps in total"})
+    batch_size: int = field(default=64, metadata={"help": "images per step"})
+    lr: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate"})
+    warmup_steps: int = field(default=100, metadata={"help": "linear learning-rate warm-up steps"})
+    lr_schedule: str = field(default="constant", metadata={"help": "after warm-up: constant or cosine"})
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine schedule ends at lr × this"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW β₂"})
+    hflip: bool = field(default=False, metadata={"help": "random horizontal flips of training images"})
+    grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm to this; 0 = off"})
+    ema_decay: float = field(default=0.9999, metadata={"help": "EMA decay of the weights"})
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 where native), fp32 or bf16"})
+    channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
+    num_threads: int = field(default=0, metadata={"help": "CPU threads; 0 = PyTorch's default"})
+    seed: int = field(default=0, metadata={"help": "seed of every random draw (data order, t, ε)"})
+    log_every: int = field(default=50, metadata={"help": "steps between lines of log.jsonl"})
+    sample_every: int = field(default=1000, metadata={"help": "steps between sample grids; 0 = off"})
+    sample_num: int = field(default=16, metadata={"help": "images per periodic sample grid"})
+    sample_steps: int = field(default=100, metadata={"help": "sampler steps for periodic grids"})
+    checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints"})
+    keep_checkpoints: int = field(default=3, metadata={"help": "how many recent checkpoints to keep"})
+    time_limit_minutes: float = field(
+        default=0.0, metadata={"help": "stop (and save) after this many minutes; 0 = no limit"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose constant or cosine")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_num", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1")
+        if self.lr <= 0 or self.grad_clip < 0 or self.warmup_steps < 0:
+            raise ValueError("lr must be > 0; grad_clip and warmup_steps ≥ 0")
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to ``lr`` over ``warmup_steps``, then constant or cosine decay to lr·min_lr_ratio."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return config.lr
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,34 @@
+"""The training objective: DDPM Algorithm 1 (and its x_0 / v variants)."""
+
+from __future__ import annotations
+
+import torch
+
+from ddpm.process import q_sample, training_target
+from ddpm.schedules import NoiseSchedule
+
+
+def sample_timesteps(batch_size: int, num_timesteps: int, generator: torch.Generator, device) -> torch.Tensor:
+    """t ~ Uniform{0, …, T−1} (code indices of the paper's {1, …, T}), one per image."""
+    return torch.randint(0, num_timesteps, (batch_size,), generator=generator).to(device)
+
+
+def diffusion_loss(
+    model_output_fn,
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    generator: torch.Generator,
+    prediction_type: str = "eps",
+) -> torch.Tensor:
+    """DDPM Algorithm 1: t ~ U, ε ~ N(0, I), x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε, loss ‖ε − ε_θ(x_t, t)‖².
+
+    ``model_output_fn(x_t, t)`` is the network; with ``prediction_type`` x0 or v the regression
+    target is x_0 or v instead of ε. The squared error is averaged over pixels and batch (L_simple,
+    DDPM eq. 14). Random draws come from ``generator`` (on the CPU, so runs are reproducible).
+    """
+    t = sample_timesteps(x0.shape[0], schedule.num_timesteps, generator, x0.device)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+    xt = q_sample(x0, t, schedule, eps)
+    target = training_target(x0, eps, t, schedule, prediction_type)
+    out = model_output_fn(xt, t)
+    return torch.nn.functional.mse_loss(out.float(), target.float())

@@ -1,0 +1,316 @@
+"""The training loop around Algorithm 1: AdamW, warm-up, clipping, EMA, checkpoints, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ddpm.configuration import diff
+from ddpm.errors import UserError
+from ddpm.fileio import write_text_atomic
+from ddpm.imaging import make_image_grid, save_image, to_model_range
+from ddpm.models import UNet, UNetConfig
+from ddpm.models.denoiser import model_denoiser
+from ddpm.process import DiffusionConfig
+from ddpm.runtime import autocast, progress_bar, resolve_device, resolve_precision, set_threads
+from ddpm.samplers import SamplerConfig, sample
+from ddpm.schedules import make_schedule
+from ddpm.training.batches import batch_indices
+from ddpm.training.checkpoint import (
+    CheckpointDir,
+    decode_bytes,
+    encode_bytes,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    read_meta,
+    read_tensors,
+)
+from ddpm.training.config import TrainConfig, learning_rate
+from ddpm.training.ema import EMA
+from ddpm.training.objective import diffusion_loss
+
+RESUMABLE_SECTIONS = ("train", "sample")
+
+
+@dataclass
+class TrainingRun:
+    """Everything a run needs besides the images. ``full_config`` (all sections, data included)
+    is stored in every checkpoint so the run can be reproduced and resumed."""
+
+    model: UNetConfig
+    diffusion: DiffusionConfig
+    train: TrainConfig
+    sample: SamplerConfig
+    full_config: dict
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    step: int
+    loss: float
+    elapsed_seconds: float
+
+
+class _Logger:
+    """Appends one JSON object per line to ``log.jsonl``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _check_images(images: torch.Tensor, model: UNetConfig) -> None:
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise UserError("training images must be uint8 (N, C, H, W)")
+    n, c, h, w = images.shape
+    if c != model.in_channels or h != model.image_size or w != model.image_size:
+        raise UserError(
+            f"data are {c}×{h}×{w} but the model expects {model.in_channels}×{model.image_size}×"
+            f"{model.image_size}; set model.in_channels / model.image_size or data.image_size to match"
+        )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (a scheduler's or ``kill``'s stop request) like Ctrl-C: save, then stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def train(
+    run: TrainingRun,
+    images: torch.Tensor,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a U-Net on uint8 ``images`` with DDPM Algorithm 1, writing the run to ``out_dir``.
+
+    ``out_dir`` receives ``checkpoints/``, ``samples/`` (periodic grids from the EMA weights),
+    ``log.jsonl`` and ``config.json``. With ``resume`` the newest checkpoint is loaded and the
+    run continues on the same trajectory it would have followed uninterrupted. Ctrl-C or SIGTERM
+    saves a checkpoint at the current step before stopping.
+    """
+    tc = run.train
+    _check_images(images, run.model)
+    out = Path(out_dir)
+    checkpoints = CheckpointDir(out)
+    latest = checkpoints.latest()
+    if latest is not None and not resume:
+        raise UserError(
+            f"{out} already holds a training run; pass --resume to continue it or choose another --out"
+        )
+    if resume and latest is None:
+        raise UserError(f"nothing to resume: {out} has no checkpoint; drop --resume to start a new run")
+    set_threads(tc.num_threads)
+    device = resolve_device(tc.device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), _sigterm_as_interrupt():
+        torch.manual_seed(tc.seed)  # weight init and dropout use the (forked) global generator
+        return _Loop(run, images, out, checkpoints, device, latest if resume else None, progress).fit()
+
+
+class _Loop:
+    def __init__(self, run, images, out, checkpoints, device, resume_from, progress):
+        self.spec, self.tc, self.images, self.out = run, run.train, images, out
+        self.checkpoints, self.device, self.progress = checkpoints, device, progress
+        self.precision = resolve_precision(self.tc.precision, device)
+        self.schedule = make_schedule(run.diffusion)
+        model = UNet(run.model).to(device)
+        if self.tc.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = EMA(model, self.tc.ema_decay)
+        self.opt = torch.optim.AdamW(
+            model.parameters(),
+            lr=self.tc.lr,
+            betas=(0.9, self.tc.adam_beta2),
+            weight_decay=self.tc.weight_decay,
+        )
+        self.gen = torch.Generator().manual_seed(self.tc.seed)
+        self.step, self.elapsed, self.last_saved = 0, 0.0, -1
+        if resume_from is not None:
+            self._load(resume_from)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(run.full_config, indent=2) + "\n")
+        self.log = _Logger(out / "log.jsonl")
+        shape = (self.tc.sample_num, run.model.in_channels, run.model.image_size, run.model.image_size)
+        self.grid_noise = torch.randn(shape, generator=torch.Generator().manual_seed(self.tc.seed + 1))
+
+    # -- state ---------------------------------------------------------------------------------
+    def _load(self, path: Path) -> None:
+        meta = read_meta(path)
+        saved = meta.get("config", {})
+        mine = {k: v for k, v in self.spec.full_config.items() if k not in RESUMABLE_SECTIONS}
+        theirs = {k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS}
+        changed = diff(mine, theirs)
+        if changed:
+            raise UserError(
+                f"cannot resume {path}: its configuration differs in {', '.join(changed)}; "
+                "use the run's own config (omit --config) or start a new run"
+            )
+        try:
+            self.model.load_state_dict(read_tensors(path, "model"))
+            self.ema.model.load_state_dict(read_tensors(path, "ema"))
+            state = meta["state"]
+            self.opt.load_state_dict(
+                optimizer_from_tensors(read_tensors(path, "optimizer"), state["param_groups"])
+            )
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise UserError(
+                f"checkpoint {path} does not match the model: {str(err).splitlines()[0]}"
+            ) from None
+        self.gen.set_state(decode_bytes(state["rng_train"]))
+        torch.set_rng_state(decode_bytes(state["rng_torch"]))
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed_seconds"])
+        self.last_saved = self.step
+
+    def _save(self) -> Path:
+        opt_tensors, groups = optimizer_to_tensors(self.opt.state_dict())
+        meta = {
+            "kind": "training",
+            "config": self.spec.full_config,
+            "state": {
+                "step": self.step,
+                "images_seen": self.step * self.tc.batch_size,
+                "elapsed_seconds": round(self.elapsed, 3),
+                "param_groups": groups,
+                "rng_train": encode_bytes(self.gen.get_state()),
+                "rng_torch": encode_bytes(torch.get_rng_state()),
+                "torch_version": torch.__version__,
+            },
+        }
+        tensors = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict(),
+            "optimizer": opt_tensors,
+        }
+        path = self.checkpoints.save(self.step, tensors, meta, self.tc.keep_checkpoints)
+        self.last_saved = self.step
+        return path
+
+    # -- one step --------------------------------------------------------------------------------
+    def _batch(self) -> torch.Tensor:
+        idx = batch_indices(len(self.images), self.tc.batch_size, self.step, self.tc.seed)
+        x0 = to_model_range(self.images[idx])
+        if self.tc.hflip:
+            flip = torch.rand(len(x0), generator=self.gen) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        x0 = x0.to(self.device)
+        return x0.contiguous(memory_format=torch.channels_last) if self.tc.channels_last else x0
+
+    def _train_step(self) -> tuple[float, float]:
+        lr = learning_rate(self.tc, self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x0 = self._batch()
+        with autocast(self.precision, self.device):
+            loss = diffusion_loss(
+                self.model, x0, self.schedule, self.gen, self.spec.diffusion.prediction_type
+            )
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            where = (
+                f"the last checkpoint, step {self.last_saved}, is kept"
+                if self.last_saved >= 0
+                else "nothing saved"
+            )
+            raise UserError(
+                f"loss became {value} at step {self.step}: training diverged ({where}); "
+                "lower --train.lr, raise --train.warmup_steps or use --train.precision fp32"
+            )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = 0.0
+        if self.tc.grad_clip > 0:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip))
+        self.opt.step()
+        self.ema.update(self.model, self.step)
+        self.step += 1
+        return value, norm
+
+    def _sample_grid(self) -> None:
+        config = replace(self.spec.sample, steps=min(self.tc.sample_steps, self.schedule.num_timesteps))
+        denoise = model_denoiser(self.ema.model, self.precision, self.tc.channels_last)
+        x = sample(
+            config,
+            denoise,
+            self.grid_noise.to(self.device),
+            self.schedule,
+            self.spec.diffusion.prediction_type,
+            generator=torch.Generator().manual_seed(self.tc.seed + 2),
+        )
+        scale = max(1, 128 // self.spec.model.image_size)
+        save_image(make_image_grid(x), self.out / "samples" / f"step-{self.step:07d}.png", scale=scale)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        tc = self.tc
+        bar = progress_bar(total=tc.steps, initial=self.step, desc="train", enabled=self.progress)
+        window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+        smooth, loss = None, float("nan")
+        deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else None
+        try:
+            while self.step < tc.steps:
+                t0 = time.perf_counter()
+                loss, norm = self._train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
+                window_loss, window_n = window_loss + loss, window_n + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{smooth:.4f}", img_s=f"{tc.batch_size / dt:.0f}")
+                if self.step % tc.log_every == 0 or self.step == tc.steps:
+                    now = time.perf_counter()
+                    self.log.write(
+                        {
+                            "step": self.step,
+                            "loss": window_loss / window_n,
+                            "lr": learning_rate(tc, self.step - 1),
+                            "grad_norm": norm,
+                            "images_per_second": window_n * tc.batch_size / (now - window_t),
+                            "elapsed_seconds": round(self.elapsed, 2),
+                        }
+                    )
+                    window_loss, window_n, window_t = 0.0, 0, now
+                if tc.sample_every and self.step % tc.sample_every == 0:
+                    self._sample_grid()
+                if self.step % tc.checkpoint_every == 0:
+                    self._save()
+                if deadline is not None and time.monotonic() > deadline:
+                    bar.write(f"time limit of {tc.time_limit_minutes} min reached at step {self.step}")
+                    break
+        except KeyboardInterrupt:
+            bar.close()
+            if self.step > self.last_saved:
+                path = self._save()
+                print(f"\ninterrupted at step {self.step}; saved {path}; continue with --resume")
+            raise
+        bar.close()
+        path = self._save() if self.step > self.last_saved else self.checkpoints.latest()
+        if tc.sample_every and self.step % tc.sample_every != 0:
+            self._sample_grid()
+        return TrainResult(path, self.step, loss, self.elapsed)

@@ -1,0 +1,29 @@
+"""Small shared builders for the tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ddpm.configuration import to_dict
+from ddpm.data import load_digits
+from ddpm.pipelines import load_experiment_config
+from ddpm.training import TrainingRun
+
+
+def tiny_config(**train_overrides):
+    """The bundled digits config, shrunk to a few seconds of training."""
+    config = load_experiment_config("digits-tiny")
+    config.train = replace(config.train, **{"sample_every": 0, "log_every": 5, **train_overrides})
+    return config
+
+
+def tiny_run(**train_overrides) -> TrainingRun:
+    c = tiny_config(**train_overrides)
+    return TrainingRun(c.model, c.diffusion, c.train, c.sample, to_dict(c))
+
+
+def digits_images(n: int | None = None) -> torch.Tensor:
+    images = load_digits(8).images
+    return images if n is None else images[:n]

@@ -1,0 +1,73 @@
+import argparse
+from dataclasses import dataclass, field
+
+import pytest
+
+from ddpm.configuration import add_override_arguments, diff, from_dict, merge, overrides_from_args, to_dict
+from ddpm.errors import UserError
+from ddpm.pipelines import ExperimentConfig, load_experiment_config
+from ddpm.pipelines.experiment import bundled_configs
+
+
+@dataclass
+class Inner:
+    size: int = field(default=3, metadata={"help": "a size"})
+    mult: tuple[int, ...] = (1, 2)
+    on: bool = False
+
+
+@dataclass
+class Outer:
+    inner: Inner = field(default_factory=Inner)
+    rate: float = 0.5
+
+
+def test_round_trip_and_types():
+    c = from_dict(Outer, {"inner": {"size": 5, "mult": [2, 4], "on": True}, "rate": 1})
+    assert c.inner.mult == (2, 4) and c.rate == 1.0 and isinstance(c.rate, float)
+    assert from_dict(Outer, to_dict(c)) == c
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"inner": {"sise": 5}}, "did you mean 'size'"),
+        ({"ratee": 1.0}, "inner.*rate|did you mean 'rate'"),
+        ({"inner": {"size": 2.5}}, "expects an integer"),
+        ({"inner": {"on": "maybe"}}, "true or false"),
+        ({"inner": 3}, "must be a table"),
+        ({"rate": "fast"}, "expects float"),
+    ],
+)
+def test_bad_values_are_named(data, message):
+    with pytest.raises(UserError, match=message):
+        from_dict(Outer, data)
+
+
+def test_command_line_overrides():
+    parser = argparse.ArgumentParser()
+    add_override_arguments(parser, Outer)
+    args = parser.parse_args(["--inner.mult", "1,2,3", "--inner.on", "yes", "--rate", "0.25"])
+    overrides = overrides_from_args(args)
+    assert overrides == {"inner": {"mult": "1,2,3", "on": "yes"}, "rate": "0.25"}
+    c = from_dict(Outer, merge({"inner": {"size": 9}}, overrides))
+    assert c == Outer(Inner(9, (1, 2, 3), True), 0.25)
+    assert "a size (default: 3)" in parser.format_help()
+
+
+def test_diff_names_changed_keys():
+    assert diff({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 1, "c": 5}, "d": 3}) == ["a.c"]
+
+
+def test_bundled_configs_all_load():
+    names = bundled_configs()
+    assert {"digits-tiny", "fashion-mnist", "fashion-mnist-demo"} <= set(names)
+    for name in names:
+        assert isinstance(load_experiment_config(name), ExperimentConfig)
+
+
+def test_section_validation_becomes_a_user_error():
+    with pytest.raises(UserError, match="zero_terminal_snr"):
+        load_experiment_config({"diffusion": {"zero_terminal_snr": True}})
+    with pytest.raises(UserError, match="unknown sampler"):
+        load_experiment_config({"sample": {"sampler": "magic"}})

@@ -1,0 +1,96 @@
+import json
+import math
+
+import pytest
+import torch
+
+from ddpm.process import q_sample
+from ddpm.schedules import ScheduleConfig, make_schedule
+from ddpm.training import EMA, TrainConfig, diffusion_loss, learning_rate, train
+from ddpm.training.batches import batch_indices
+from ddpm.training.ema import ema_decay_at
+
+from .helpers import digits_images, tiny_run
+
+
+def test_loss_is_algorithm_1(linear_schedule):
+    """Same draws, computed by hand: t ~ U{0..T−1}, ε ~ N(0, I), x_t by eq. 4, ‖ε − ε_θ‖²."""
+    x0 = torch.rand(6, 1, 4, 4) * 2 - 1
+    seen = {}
+
+    def model(xt, t):
+        seen["xt"], seen["t"] = xt, t
+        return 0.5 * xt
+
+    loss = diffusion_loss(model, x0, linear_schedule, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    t = torch.randint(0, 1000, (6,), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    xt = q_sample(x0, t, linear_schedule, eps)
+    assert torch.equal(seen["t"], t) and torch.allclose(seen["xt"], xt)
+    assert loss.item() == pytest.approx(((eps - 0.5 * xt) ** 2).mean().item(), rel=1e-6)
+
+
+def test_timesteps_are_uniform(linear_schedule):
+    seen = []
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        diffusion_loss(lambda xt, t: seen.append(t) or xt, torch.zeros(400, 1, 1, 1), linear_schedule, g)
+    t = torch.cat(seen)
+    counts = torch.bincount(t // 100, minlength=10).double()
+    assert t.min() >= 0 and t.max() <= 999
+    assert ((counts - 2000).abs() < 5 * math.sqrt(2000)).all()  # 10 bins of expected 2000
+
+
+@pytest.mark.parametrize("prediction_type", ["x0", "v"])
+def test_other_targets(prediction_type):
+    schedule = make_schedule(ScheduleConfig("cosine", 100))
+    x0 = torch.rand(4, 1, 2, 2)
+    loss = diffusion_loss(
+        lambda xt, t: torch.zeros_like(xt), x0, schedule, torch.Generator(), prediction_type
+    )
+    assert loss.item() > 0
+
+
+def test_ema_update_formula():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.9)
+    before = ema.model.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=1000)
+    assert torch.allclose(ema.model.weight, 0.9 * before + 0.1 * model.weight)
+    ema.update(model, step=0)  # warm-up: decay (1 + 0)/(10 + 0) = 0.1
+    assert torch.allclose(ema.model.weight, 0.1 * (0.9 * before + 0.1 * model.weight) + 0.9 * model.weight)
+    assert not ema.model.weight.requires_grad
+    assert ema_decay_at(0.999, 0) == 0.1 and ema_decay_at(0.999, 10**6) == 0.999
+
+
+def test_learning_rate_schedule():
+    c = TrainConfig(steps=1000, lr=1e-3, warmup_steps=100, lr_schedule="cosine", min_lr_ratio=0.1)
+    assert learning_rate(c, 0) == pytest.approx(1e-5)
+    assert learning_rate(c, 99) == pytest.approx(1e-3)
+    assert learning_rate(c, 100) == pytest.approx(1e-3)
+    assert learning_rate(c, 1000) == pytest.approx(1e-4)
+    assert learning_rate(c, 550) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
+    constant = TrainConfig(steps=1000, lr=1e-3, warmup_steps=0)
+    assert learning_rate(constant, 0) == learning_rate(constant, 999) == 1e-3
+
+
+def test_batches_cover_each_epoch_once_and_depend_only_on_step():
+    n, b = 103, 10
+    epoch0 = torch.cat([batch_indices(n, b, s, seed=4) for s in range(10)])
+    assert len(set(epoch0.tolist())) == 100  # no repeats; the 3 left over are dropped
+    assert torch.equal(batch_indices(n, b, 7, seed=4), batch_indices(n, b, 7, seed=4))
+    assert not torch.equal(batch_indices(n, b, 10, seed=4), batch_indices(n, b, 0, seed=4))  # new epoch order
+
+
+def test_tiny_model_overfits_a_handful_of_images(tmp_path):
+    """Eight digits, many steps: the noise-prediction loss must fall far below its starting ≈ 1."""
+    run = tiny_run(steps=300, batch_size=8, lr=3e-3, warmup_steps=10, checkpoint_every=1000, log_every=25)
+    result = train(run, digits_images(8), tmp_path / "run", progress=False)
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    first, last = json.loads(lines[0])["loss"], json.loads(lines[-1])["loss"]
+    assert first > 0.5
+    assert last < 0.25 * first
+    assert result.step == 300
