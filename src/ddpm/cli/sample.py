@@ -28,7 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same images")
     p.add_argument("--out", default="samples.png", help="image grid to write (default: samples.png)")
     p.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about √num)")
-    p.add_argument("--scale", type=int, default=0, help="enlarge the grid ×scale (default: to ~128 px tiles)")
+    p.add_argument(
+        "--scale", type=int, default=0, help="enlarge the grid ×scale (default: tiles of about 64 px)"
+    )
     p.add_argument("--save-each", metavar="DIR", help="also write every image as DIR/NNNNN.png")
     p.add_argument("--gif", metavar="PATH", help="also write a denoising animation of the first images")
     p.add_argument("--gif-num", type=int, default=8, help="images in the animation (default: 8)")
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     size = loaded.config.model.image_size
-    scale = args.scale or max(1, 128 // size // 2)
+    scale = args.scale or max(1, 64 // size)
     save_image(make_image_grid(result.images, nrow=args.nrow or None), args.out, scale=scale)
     print(f"wrote {args.num} samples to {args.out}")
     if args.save_each:
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             save_image(make_image_grid(image[None], padding=0), Path(args.save_each) / f"{i:05d}.png")
         print(f"wrote {args.num} images to {args.save_each}/")
     if args.gif:
-        frames = [enlarge(f, max(1, 256 // size)) for f in result.frames]
+        frames = [enlarge(f, max(1, 128 // size)) for f in result.frames]
         save_animation(frames, args.gif)
         print(f"wrote the denoising animation to {args.gif}")
     return 0
