@@ -221,3 +221,36 @@ def _toml(tmp_path, text):
 def test_module_entry_point_and_help():
     out = subprocess.run([sys.executable, "-m", "ddpm", "sample", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--gif" in out.stdout and "fashion-mnist" in out.stdout
+
+
+def test_eval_nll_and_inception_metrics(run_dir, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert (
+        main(
+            [
+                "eval",
+                str(run_dir),
+                "--metrics",
+                "fid,kid,pr,nll",
+                "--num",
+                "12",
+                "--nll-num",
+                "4",
+                "--steps",
+                "10",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    m = report["metrics"]
+    assert m["fid"]["value"] > m["fid"]["floor"] > 0
+    assert set(m["pr"]) >= {"precision", "recall", "floor_precision", "floor_recall"}
+    assert 0 < m["nll"]["bits_per_dim"] < 20 and len(m["nll"]["terms"]["kl_by_band"]) == 10
+    assert "inception-v3" in report["protocols"]["inception"]
+    assert "FID" in capsys.readouterr().out
+    assert "need a 32×32 Fashion-MNIST" in _error(capsys, ["eval", str(run_dir), "--metrics", "fd-domain"])
+    assert "unknown metric" in _error(capsys, ["eval", str(run_dir), "--metrics", "is"])

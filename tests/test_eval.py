@@ -44,3 +44,63 @@ def test_domain_classifier_shapes():
     model = SmallCNN().eval()
     x = torch.randn(3, 1, 32, 32)
     assert model.features(x).shape == (3, 128) and model(x).shape == (3, 10)
+
+
+def test_kid_matches_brute_force_mmd():
+    from ddpm.eval.kid import kernel_distance, mmd2_unbiased
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(30, 4)), rng.normal(0.5, 1.0, size=(25, 4))
+
+    def k(a, b):
+        return (a @ b / 4 + 1) ** 3
+
+    xx = sum(k(x[i], x[j]) for i in range(30) for j in range(30) if i != j) / (30 * 29)
+    yy = sum(k(y[i], y[j]) for i in range(25) for j in range(25) if i != j) / (25 * 24)
+    xy = sum(k(x[i], y[j]) for i in range(30) for j in range(25)) / (30 * 25)
+    assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+    # unbiased: over independent pairs of samples of one distribution the estimate averages to 0
+    draws = np.array([mmd2_unbiased(rng.normal(size=(60, 4)), rng.normal(size=(60, 4))) for _ in range(300)])
+    assert abs(draws.mean()) < 4 * draws.std() / np.sqrt(len(draws))
+    a, b = rng.normal(size=(400, 4)), rng.normal(size=(400, 4))
+    shifted, se = kernel_distance(a, b + 0.5, subsets=20, subset_size=200)
+    same, _ = kernel_distance(a, b, subsets=20, subset_size=200)
+    assert shifted > same + 10 * se
+
+
+def test_precision_recall_on_toy_sets():
+    from ddpm.eval.precision_recall import knn_radii, precision_recall
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(500, 2))
+    # identical distributions: both near 1
+    p, r = precision_recall(real, rng.normal(size=(500, 2)))
+    assert p > 0.9 and r > 0.9
+    # fakes collapsed onto one mode near the centre: high precision, low recall (mode collapse)
+    p, r = precision_recall(real, 0.05 * rng.normal(size=(500, 2)))
+    assert p > 0.95 and r < 0.2
+    # fakes far away: neither
+    p, r = precision_recall(real, rng.normal(size=(500, 2)) + 20)
+    assert p == 0.0 and r == 0.0
+    # radius of the k-th neighbour on a line of unit spacing
+    line = np.arange(10, dtype=np.float64)[:, None]
+    assert knn_radii(line, k=3)[0] == 9.0 and knn_radii(line, k=3)[5] == 4.0
+
+
+@pytest.mark.slow
+def test_fid_with_inception_is_zero_on_itself_and_grows_with_noise():
+    from ddpm.data import load_digits
+    from ddpm.eval.inception import InceptionFeatures
+
+    images = load_digits(32).images[:40]
+    net = InceptionFeatures()
+    base = gaussian_stats(net(images, progress=False))
+    assert abs(frechet_distance(*base, *base)) < 1e-3  # 40 points in 2048-d: a rank-deficient Σ
+    g = torch.Generator().manual_seed(0)
+    fids = []
+    for sigma in (10, 40, 100):
+        noisy = (
+            (images.float() + sigma * torch.randn(images.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+        )
+        fids.append(frechet_distance(*base, *gaussian_stats(net(noisy, progress=False))))
+    assert 0 < fids[0] < fids[1] < fids[2]
