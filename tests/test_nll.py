@@ -28,14 +28,20 @@ def _exact_x0_denoiser(schedule):
     return denoise
 
 
-def _independent_bound(x0, schedule, noise_per_t, variance):
-    """The same bound, written out in NumPy/SciPy from the DDPM paper's formulas."""
+def _numpy_schedule(schedule, variance):
+    """β, ᾱ, ᾱ_prev, β̃ and the reverse variance σ² (its t = 1 value set to β̃_2), in NumPy."""
     b = schedule.betas.numpy()
     ab = schedule.alpha_bar.numpy()
     ab_prev = np.concatenate([[1.0], ab[:-1]])
     post_var = b * (1 - ab_prev) / (1 - ab)
     model_var = post_var.copy() if variance == "beta_tilde" else b.copy()
     model_var[0] = post_var[1]
+    return b, ab, ab_prev, post_var, model_var
+
+
+def _independent_bound(x0, schedule, noise_per_t, variance):
+    """The same bound, written out in NumPy/SciPy from the DDPM paper's formulas."""
+    b, ab, ab_prev, post_var, model_var = _numpy_schedule(schedule, variance)
     x0 = x0.double().flatten().numpy()
     total = np.zeros_like(x0)
     for t in range(len(b)):
@@ -79,12 +85,7 @@ def test_bound_matches_an_independent_computation(variance):
 def _exact_model_nll_bits(x0, schedule, variance):
     """−log₂ p_θ(x_0) of the reverse chain itself. With the (linear) exact denoiser and no clipping,
     p_θ is a linear-Gaussian chain, so every marginal is Gaussian and the bin probability is exact."""
-    b = schedule.betas.numpy()
-    ab = schedule.alpha_bar.numpy()
-    ab_prev = np.concatenate([[1.0], ab[:-1]])
-    post_var = b * (1 - ab_prev) / (1 - ab)
-    model_var = post_var.copy() if variance == "beta_tilde" else b.copy()
-    model_var[0] = post_var[1]
+    b, ab, ab_prev, post_var, model_var = _numpy_schedule(schedule, variance)
     mean, var = 0.0, 1.0  # x_T ~ N(0, 1)
     for t in reversed(range(len(b))):
         k = math.sqrt(ab[t]) * STD**2 / (ab[t] * STD**2 + 1 - ab[t])

@@ -35,6 +35,12 @@ def add_parser(sub) -> None:
     p.add_argument("--eta", type=float, help="DDIM η")
     p.add_argument("--batch-size", type=int, default=100, help="images per network call (default: 100)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument(
+        "--pr-space",
+        default="auto",
+        choices=("auto", "domain", "inception"),
+        help="feature space of precision/recall (default: domain for Fashion-MNIST, else inception)",
+    )
     p.add_argument("--out", help="JSON report to write")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run)
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     config = EvalConfig(metrics, args.num, args.seed, args.batch_size, args.nll_num, sampler,
-                        args.device, not args.no_progress)  # fmt: skip
+                        args.device, not args.no_progress, args.pr_space)  # fmt: skip
     report = evaluate(loaded, config)
     rows = [("metric", "model", "floor (real vs real)"), *_rows(report)]
     width = [max(len(r[i]) for r in rows) for i in range(3)]

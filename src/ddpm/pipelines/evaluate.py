@@ -31,7 +31,7 @@ from ddpm.samplers import SamplerConfig
 METRICS = {
     "fid": "Fréchet Inception Distance (2048-d pool features)",
     "kid": "Kernel Inception Distance ×10³, mean ± s.e. over subsets",
-    "pr": "precision / recall, k = 3 (in the domain space for Fashion-MNIST, else Inception)",
+    "pr": "precision / recall, k = 3 (--pr-space: domain for Fashion-MNIST by default, else Inception)",
     "fd-domain": "Fréchet distance in the Fashion-MNIST classifier's 128-d features",
     "classes": "class histogram of samples by the Fashion-MNIST classifier",
     "nll": "negative log-likelihood bound in bits/dim on test images (DDPM eq. 5, 13)",
@@ -48,11 +48,16 @@ class EvalConfig:
     sampler: SamplerConfig | None = None
     device: str = "auto"
     progress: bool = True
+    pr_space: str = "auto"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
             raise UserError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+        if self.pr_space not in ("auto", "domain", "inception"):
+            raise UserError(
+                f"unknown precision/recall space {self.pr_space!r}; use auto, domain or inception"
+            )
         if self.num < 10 or self.nll_num < 1:
             raise UserError("--num must be ≥ 10 and --nll-num ≥ 1")
 
@@ -115,8 +120,11 @@ def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
     timings = report["timings_seconds"] = {}
     sample_metrics = want - {"nll"}
     is_fashion = data.dataset == "fashion-mnist" and loaded.config.model.image_size == 32
-    if {"fd-domain", "classes"} & want and not is_fashion:
-        raise UserError("fd-domain and classes need a 32×32 Fashion-MNIST model; use fid, kid or pr")
+    pr_space = config.pr_space if config.pr_space != "auto" else ("domain" if is_fashion else "inception")
+    if ({"fd-domain", "classes"} & want or ("pr" in want and pr_space == "domain")) and not is_fashion:
+        raise UserError(
+            "fd-domain, classes and domain-space pr need a 32×32 Fashion-MNIST model; use fid, kid or pr"
+        )
 
     if sample_metrics:
         sampler = config.sampler or loaded.config.sample
@@ -132,10 +140,10 @@ def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
         floor = lambda: _real_split(data, "train", config.num)  # noqa: E731
         report["reference"] = f"{config.num} {data.dataset} test images; floor: {config.num} train images"
         spaces = []
-        if {"fid", "kid"} & want or ("pr" in want and not is_fashion):
+        if {"fid", "kid"} & want or ("pr" in want and pr_space == "inception"):
             spaces.append(inception_space(progress=config.progress))
         classifier = None
-        if {"fd-domain", "classes"} & want or ("pr" in want and is_fashion):
+        if {"fd-domain", "classes"} & want or ("pr" in want and pr_space == "domain"):
             space, classifier = domain_space(progress=config.progress)
             spaces.append(space)
         report["protocols"] = {s.name: s.protocol for s in spaces}
@@ -145,7 +153,6 @@ def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
             f_floor = cached_features(space, f"{real_key}-train", floor)
             f_fake = space(fake)
             report["metrics"].update(_set_metrics(space.name, f_fake, f_real, f_floor, want))
-            pr_space = "domain" if is_fashion else "inception"
             if "pr" in want and space.name == pr_space:
                 p, r = precision_recall(f_real, f_fake)
                 pf, rf = precision_recall(f_real, f_floor)
