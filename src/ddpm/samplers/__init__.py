@@ -1,19 +1,38 @@
 """Samplers: pure functions over a ``denoise(x_t, t)`` callable; they know nothing of networks."""
 
 from ddpm.samplers.ancestral import ddpm_sample
-from ddpm.samplers.common import Denoiser, TrajectoryRecorder
-from ddpm.samplers.config import SAMPLERS, SamplerConfig, sample
+from ddpm.samplers.common import Denoiser, Threshold, TrajectoryRecorder, dynamic_threshold
+from ddpm.samplers.config import SAMPLERS, SamplerConfig, make_grid, sample
 from ddpm.samplers.ddim import ddim_sample
+from ddpm.samplers.dpm_solver import dpm_solver_multistep, dpm_solver_singlestep
+from ddpm.samplers.grid import NoiseGrid, discrete_grid, karras_grid, karras_sigmas
+from ddpm.samplers.inversion import ddim_invert
+from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
+from ddpm.samplers.unipc import unipc_sample
 
 __all__ = [
     "SAMPLERS",
     "SPACINGS",
     "Denoiser",
+    "NoiseGrid",
     "SamplerConfig",
+    "Threshold",
     "TrajectoryRecorder",
+    "ddim_invert",
     "ddim_sample",
     "ddpm_sample",
+    "discrete_grid",
+    "dpm_solver_multistep",
+    "dpm_solver_singlestep",
+    "dynamic_threshold",
+    "euler_ancestral_sample",
+    "euler_sample",
+    "heun_sample",
+    "karras_grid",
+    "karras_sigmas",
+    "make_grid",
     "sample",
     "spaced_timesteps",
+    "unipc_sample",
 ]

@@ -8,37 +8,102 @@ import torch
 
 from ddpm.process import VARIANCE_TYPES
 from ddpm.samplers.ancestral import ddpm_sample
-from ddpm.samplers.common import Denoiser, StepCallback
+from ddpm.samplers.common import Denoiser, StepCallback, Threshold
 from ddpm.samplers.ddim import ddim_sample
+from ddpm.samplers.dpm_solver import dpm_solver_multistep, dpm_solver_singlestep
+from ddpm.samplers.grid import FINAL_LEVELS, NoiseGrid, discrete_grid, karras_grid
+from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
+from ddpm.samplers.unipc import unipc_sample
 from ddpm.schedules import NoiseSchedule
 
 SAMPLERS = {
-    "ancestral": "DDPM Algorithm 2 (stochastic); with steps < T on the respaced chain",
-    "ddim": "DDIM (Song et al. 2021); eta = 0 deterministic, eta = 1 ancestral-like",
+    "ancestral": "DDPM Algorithm 2, stochastic; fewer steps than T run the respaced chain",
+    "ddim": "DDIM (Song et al. 2021); eta = 0 deterministic, eta = 1 ancestral with β̃",
+    "dpm++2m": "DPM-Solver++(2M), multistep, second order (Lu et al. 2022b)",
+    "dpm++3m": "DPM-Solver++(3M), multistep, third order",
+    "sde-dpm++2m": "SDE-DPM-Solver++(2M), stochastic multistep, second order",
+    "dpm-solver-2": "single-step DPM-Solver-2 (Lu et al. 2022a); --dpm-algorithm picks ε or x0 form",
+    "dpm-solver-3": "single-step DPM-Solver-3",
+    "unipc-bh1": "UniPC predictor-corrector, B(h) = h (Zhao et al. 2023)",
+    "unipc-bh2": "UniPC predictor-corrector, B(h) = e^h − 1",
+    "euler": "Euler on the probability-flow ODE over Karras σ's (Karras et al. 2022)",
+    "euler-a": "Euler-ancestral over Karras σ's (stochastic)",
+    "heun": "Heun's second-order method over Karras σ's (2 evaluations per step)",
 }
+DISCRETE_ONLY = ("ancestral", "ddim")
+STOCHASTIC = ("ancestral", "sde-dpm++2m", "euler-a")
+DEFAULT_SPACING = {"euler": "karras", "euler-a": "karras", "heun": "karras"}
 
 
 @dataclass
 class SamplerConfig:
-    """How to draw samples: which sampler, how many steps, and its options."""
+    """How to draw samples: which sampler, how many steps, on which grid, and its options."""
 
     sampler: str = field(default="ancestral", metadata={"help": f"one of: {', '.join(SAMPLERS)}"})
-    steps: int = field(default=0, metadata={"help": "network evaluations; 0 = all T steps"})
-    spacing: str = field(default="trailing", metadata={"help": f"timestep spacing: {', '.join(SPACINGS)}"})
-    eta: float = field(default=0.0, metadata={"help": "DDIM stochasticity η (0 = deterministic)"})
+    steps: int = field(default=0, metadata={"help": "sampling steps; 0 = all T steps"})
+    spacing: str = field(
+        default="auto",
+        metadata={"help": f"timesteps: auto, {', '.join(SPACINGS)} or karras (σ's of Karras et al.)"},
+    )
+    eta: float = field(default=0.0, metadata={"help": "DDIM / Euler-ancestral stochasticity η"})
     variance: str = field(default="beta", metadata={"help": "ancestral σ_t²: beta or beta_tilde"})
     clip_x0: bool = field(default=True, metadata={"help": "clamp the predicted x_0 to [-1, 1]"})
+    dynamic_threshold: float = field(
+        default=0.0,
+        metadata={"help": "Imagen dynamic thresholding percentile of |x_0| (e.g. 0.995); 0 = off"},
+    )
+    order: int = field(default=0, metadata={"help": "UniPC order 1-3; 0 = the sampler's default (2)"})
+    dpm_algorithm: str = field(
+        default="dpmsolver++",
+        metadata={"help": "single-step DPM-Solver form: dpmsolver++ (x0) or dpmsolver (ε)"},
+    )
+    final_level: str = field(
+        default="zero", metadata={"help": "where ODE/multistep samplers end: zero or sigma_min"}
+    )
+    lower_order_final: bool = field(
+        default=True, metadata={"help": "lower solver orders on the last steps (stabler at < 15 steps)"}
+    )
+    rho: float = field(default=7.0, metadata={"help": "ρ of Karras σ's"})
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if self.spacing not in SPACINGS:
-            raise ValueError(f"unknown spacing {self.spacing!r}; choose one of {', '.join(SPACINGS)}")
+        if self.spacing not in ("auto", "karras", *SPACINGS):
+            raise ValueError(f"unknown spacing {self.spacing!r}; choose auto, karras, {', '.join(SPACINGS)}")
+        if self.spacing == "karras" and self.sampler in DISCRETE_ONLY:
+            raise ValueError(
+                f"{self.sampler} visits training timesteps only; use linspace, leading or trailing"
+            )
         if self.variance not in VARIANCE_TYPES:
             raise ValueError(f"unknown variance {self.variance!r}; choose beta or beta_tilde")
-        if self.steps < 0 or self.eta < 0:
-            raise ValueError("steps and eta must be ≥ 0")
+        if self.final_level not in FINAL_LEVELS:
+            raise ValueError(f"unknown final_level {self.final_level!r}; choose zero or sigma_min")
+        if self.dpm_algorithm not in ("dpmsolver++", "dpmsolver"):
+            raise ValueError("dpm_algorithm must be dpmsolver++ or dpmsolver")
+        if self.steps < 0 or self.eta < 0 or not 0 <= self.dynamic_threshold < 1 or not 0 <= self.order <= 3:
+            raise ValueError("need steps ≥ 0, eta ≥ 0, 0 ≤ dynamic_threshold < 1 and order in 0…3")
+
+    @property
+    def resolved_spacing(self) -> str:
+        return DEFAULT_SPACING.get(self.sampler, "trailing") if self.spacing == "auto" else self.spacing
+
+    @property
+    def threshold(self) -> Threshold:
+        return Threshold(clip=self.clip_x0, dynamic_percentile=self.dynamic_threshold)
+
+    def network_evaluations(self, num_timesteps: int) -> int:
+        """Network calls per image (Heun evaluates twice per step but the last)."""
+        steps = self.steps or num_timesteps
+        return 2 * steps - 1 if self.sampler == "heun" else steps
+
+
+def make_grid(config: SamplerConfig, schedule: NoiseSchedule) -> NoiseGrid:
+    """The noise levels a (non-ancestral) sampler visits."""
+    steps = config.steps or schedule.num_timesteps
+    if config.resolved_spacing == "karras":
+        return karras_grid(schedule, steps, config.rho, config.final_level)
+    return discrete_grid(schedule, steps, config.resolved_spacing, config.final_level)
 
 
 def sample(
@@ -51,25 +116,49 @@ def sample(
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Run the configured sampler from ``x_T``."""
-    T = schedule.num_timesteps
+    """Run the configured sampler from x_T ~ N(0, I)."""
+    name, T = config.sampler, schedule.num_timesteps
     steps = config.steps or T
-    timesteps = spaced_timesteps(T, steps, config.spacing) if steps != T else torch.arange(T)
-    common = dict(
-        generator=generator,
-        prediction_type=prediction_type,
-        clip_x0=config.clip_x0,
-        callback=callback,
-        progress=progress,
-    )
-    if config.sampler == "ancestral":
-        full = steps == T
-        return ddpm_sample(
+    common = dict(prediction_type=prediction_type, callback=callback, progress=progress)
+    if name in DISCRETE_ONLY:
+        timesteps = spaced_timesteps(T, steps, config.resolved_spacing) if steps != T else torch.arange(T)
+        if name == "ancestral":
+            return ddpm_sample(
+                denoise, x_T, schedule, variance=config.variance, timesteps=None if steps == T else timesteps,
+                generator=generator, clip_x0=config.clip_x0, **common,
+            )  # fmt: skip
+        return ddim_sample(
             denoise,
             x_T,
             schedule,
-            variance=config.variance,
-            timesteps=None if full else timesteps,
+            timesteps,
+            eta=config.eta,
+            generator=generator,
+            clip_x0=config.clip_x0,
             **common,
         )
-    return ddim_sample(denoise, x_T, schedule, timesteps, eta=config.eta, **common)
+    grid = make_grid(config, schedule)
+    common["threshold"] = config.threshold
+    if name in ("dpm++2m", "dpm++3m", "sde-dpm++2m"):
+        algorithm = "sde-dpmsolver++" if name.startswith("sde") else "dpmsolver++"
+        return dpm_solver_multistep(
+            denoise, x_T, grid, order=3 if name == "dpm++3m" else 2, algorithm=algorithm,
+            lower_order_final=config.lower_order_final, generator=generator, **common,
+        )  # fmt: skip
+    if name.startswith("dpm-solver"):
+        return dpm_solver_singlestep(
+            denoise, x_T, grid, order=int(name[-1]), algorithm=config.dpm_algorithm,
+            lower_order_final=config.lower_order_final, generator=generator, **common,
+        )  # fmt: skip
+    if name.startswith("unipc"):
+        return unipc_sample(
+            denoise, x_T, grid, order=config.order or 2, variant=name.split("-")[1],
+            lower_order_final=config.lower_order_final, **common,
+        )  # fmt: skip
+    if name == "euler":
+        return euler_sample(denoise, x_T, grid, **common)
+    if name == "euler-a":
+        return euler_ancestral_sample(
+            denoise, x_T, grid, eta=config.eta or 1.0, generator=generator, **common
+        )
+    return heun_sample(denoise, x_T, grid, **common)

@@ -1,0 +1,105 @@
+"""The noise levels a sampler visits, as a :class:`NoiseGrid` of model timesteps and σ's.
+
+Levels are given as σ = √((1−ᾱ)/ᾱ), the noise level of the equivalent variance-exploding
+process (Karras et al. 2022); the variance-preserving pair is α = 1/√(1+σ²), σ_vp = σ α, and the
+half-log-SNR of DPM-Solver is λ = log(α/σ_vp) = −log σ. A grid has K model timesteps (where the
+network is called) and K+1 levels: the last is where sampling ends (0 = clean data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ddpm.samplers.spacing import spaced_timesteps
+from ddpm.schedules import NoiseSchedule
+
+FINAL_LEVELS = ("zero", "sigma_min")
+
+
+@dataclass(frozen=True)
+class NoiseGrid:
+    """``timesteps`` (K,) float64, decreasing; ``sigmas`` (K+1,) float64, decreasing to the final level."""
+
+    timesteps: torch.Tensor
+    sigmas: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.sigmas) != len(self.timesteps) + 1 or len(self.timesteps) == 0:
+            raise ValueError("a grid needs K ≥ 1 timesteps and K + 1 noise levels")
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """α = √ᾱ = 1/√(1 + σ²) at each level."""
+        return 1 / (1 + self.sigmas**2).sqrt()
+
+    @property
+    def vp_sigmas(self) -> torch.Tensor:
+        """σ_vp = √(1 − ᾱ) = σ α at each level (1 where σ = ∞, zero terminal SNR)."""
+        s = self.sigmas
+        return torch.where(torch.isinf(s), torch.ones_like(s), s / (1 + s**2).sqrt())
+
+    @property
+    def lambdas(self) -> torch.Tensor:
+        """λ = log(α / σ_vp) = −log σ (+∞ at σ = 0)."""
+        return -torch.log(self.sigmas)
+
+
+def _final_level(schedule: NoiseSchedule, final: str) -> float:
+    if final not in FINAL_LEVELS:
+        raise ValueError(f"unknown final level {final!r}; choose from {', '.join(FINAL_LEVELS)}")
+    return 0.0 if final == "zero" else float(schedule.sigmas[0])
+
+
+def discrete_grid(
+    schedule: NoiseSchedule, num_steps: int, spacing: str = "trailing", final: str = "zero"
+) -> NoiseGrid:
+    """K training timesteps by ``spacing`` (see :func:`spaced_timesteps`), at their own σ's."""
+    t = spaced_timesteps(schedule.num_timesteps, num_steps, spacing).flip(0)
+    sigmas = torch.cat(
+        [schedule.sigmas[t], torch.tensor([_final_level(schedule, final)], dtype=torch.float64)]
+    )
+    return NoiseGrid(t.double(), sigmas)
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, num_steps: int, rho: float = 7.0) -> torch.Tensor:
+    """σ_i = (σ_max^{1/ρ} + i/(K−1) (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, i = 0…K−1 (EDM eq. 5)."""
+    ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return (hi + ramp * (lo - hi)) ** rho
+
+
+def sigma_to_timestep(sigma: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """The (fractional) training timestep whose σ is ``sigma``: linear interpolation in log σ."""
+    log_sigmas = schedule.sigmas.log().numpy()
+    s = np.log(np.maximum(np.atleast_1d(sigma.numpy()), 1e-10))
+    # log σ increases with t; find the bracketing pair
+    idx = np.clip(np.searchsorted(log_sigmas, s, side="right") - 1, 0, len(log_sigmas) - 2)
+    low, high = log_sigmas[idx], log_sigmas[idx + 1]
+    w = np.clip((s - low) / (high - low), 0, 1)
+    return torch.from_numpy(idx + w)
+
+
+def karras_grid(
+    schedule: NoiseSchedule,
+    num_steps: int,
+    rho: float = 7.0,
+    final: str = "zero",
+    round_timesteps: bool = True,
+) -> NoiseGrid:
+    """Karras σ's between the schedule's σ_min and σ_max; the network is called at the matching
+    timesteps (rounded to integers by default, as diffusers does for discrete models)."""
+    if not torch.isfinite(schedule.sigmas[-1]):
+        raise ValueError("Karras σ's need a finite σ_max; a zero-terminal-SNR schedule has σ_T = ∞")
+    sigmas = karras_sigmas(float(schedule.sigmas[0]), float(schedule.sigmas[-1]), num_steps, rho)
+    t = sigma_to_timestep(sigmas, schedule)
+    if round_timesteps:
+        t = t.round()
+    return NoiseGrid(
+        t, torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)])
+    )

@@ -1,0 +1,285 @@
+"""Fast samplers against diffusers' schedulers: same model function, same noise, same grid in,
+same tensor out (diffusers computes these schedulers in float32, hence 1e-5)."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (
+    DPMSolverMultistepScheduler,
+    DPMSolverSinglestepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+
+from ddpm.samplers import (
+    NoiseGrid,
+    discrete_grid,
+    dpm_solver_multistep,
+    dpm_solver_singlestep,
+    euler_ancestral_sample,
+    euler_sample,
+    heun_sample,
+    karras_grid,
+    unipc_sample,
+)
+from ddpm.schedules import ScheduleConfig, make_schedule
+
+T = 1000
+SHAPE = (2, 1, 4, 4)
+THEIR_SCHEDULE = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+THEIR_PREDICTION = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
+
+
+def gaussian_model(schedule, prediction_type, mu=0.2, std=0.5):
+    """The exact prediction for N(mu, std²) data plus a nonlinear wobble; ᾱ interpolated in t."""
+    table = schedule.alpha_bar
+
+    def denoise(x, t):
+        t = t.to(torch.float64)
+        lo = t.floor().long().clamp(0, len(table) - 1)
+        hi = (lo + 1).clamp(max=len(table) - 1)
+        ab = (table[lo] + (t - lo) * (table[hi] - table[lo])).to(x.dtype)[:, None, None, None]
+        x0 = (
+            mu + ab.sqrt() * std**2 / (ab * std**2 + 1 - ab) * (x - ab.sqrt() * mu) + 0.05 * torch.tanh(3 * x)
+        )
+        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return {"eps": eps, "x0": x0, "v": ab.sqrt() * eps - (1 - ab).sqrt() * x0}[prediction_type]
+
+    return denoise
+
+
+def _tolerance(schedule_name, prediction_type):
+    """diffusers' DPM/UniPC steps cast x to float32; with ε-prediction on the cosine schedule
+    (ᾱ_T ≈ 4e-9 at the first step) x̂_0 = (x − σ ε)/α then loses about four digits there, so
+    that one combination agrees to 1e-3 (see also the convergence tests, which use no oracle)."""
+    return 1e-3 if (schedule_name, prediction_type) == ("cosine", "eps") else 1e-5
+
+
+def their_grid(scheduler) -> NoiseGrid:
+    return NoiseGrid(scheduler.timesteps.double(), scheduler.sigmas.double())
+
+
+def run_diffusers(scheduler, denoise, x, noises=None, generator=None, scale_input=False):
+    for i, t in enumerate(scheduler.timesteps):
+        inp = scheduler.scale_model_input(x, t) if scale_input else x
+        out = denoise(inp, torch.full((x.shape[0],), float(t), dtype=torch.float64))
+        kwargs = {"variance_noise": noises[i]} if noises is not None else {}
+        if generator is not None:
+            kwargs["generator"] = generator
+        x = scheduler.step(out, t, x, **kwargs).prev_sample.double()
+    return x
+
+
+def noise(seed=0):
+    return torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("schedule_name", ["linear", "cosine"])
+@pytest.mark.parametrize("prediction_type", ["eps", "x0", "v"])
+@pytest.mark.parametrize("order, algorithm", [(2, "dpmsolver++"), (3, "dpmsolver++"), (2, "sde-dpmsolver++")])
+@pytest.mark.parametrize("steps, karras", [(8, False), (20, False), (12, True)])
+def test_dpm_solver_multistep(schedule_name, prediction_type, order, algorithm, steps, karras):
+    if karras and schedule_name == "cosine":
+        pytest.skip(
+            "diffusers repeats timesteps for Karras σ's on cosine (σ_max ≈ 2e4); its step lookup then fails"
+        )
+    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    ref = DPMSolverMultistepScheduler(
+        num_train_timesteps=T,
+        beta_schedule=THEIR_SCHEDULE[schedule_name],
+        solver_order=order,
+        algorithm_type=algorithm,
+        prediction_type=THEIR_PREDICTION[prediction_type],
+        timestep_spacing="trailing",
+        use_karras_sigmas=karras,
+    )
+    ref.set_timesteps(steps)
+    grid = their_grid(ref)
+    g = torch.Generator().manual_seed(7)
+    noises = [torch.randn(SHAPE, generator=g, dtype=torch.float64) for _ in range(steps)]
+    denoise = gaussian_model(schedule, prediction_type)
+    ours = dpm_solver_multistep(
+        denoise,
+        noise(),
+        grid,
+        order=order,
+        algorithm=algorithm,
+        prediction_type=prediction_type,
+        generator=torch.Generator().manual_seed(7),
+    )
+    theirs = run_diffusers(ref, denoise, noise(), noises if algorithm.startswith("sde") else None)
+    assert torch.allclose(ours, theirs, atol=_tolerance(schedule_name, prediction_type), rtol=0)
+
+
+@pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
+@pytest.mark.parametrize("algorithm, final", [("dpmsolver++", "zero"), ("dpmsolver", "sigma_min")])
+def test_dpm_solver_multistep_variants(solver_type, algorithm, final):
+    schedule = make_schedule(ScheduleConfig("linear", T))
+    ref = DPMSolverMultistepScheduler(
+        num_train_timesteps=T,
+        solver_order=2,
+        algorithm_type=algorithm,
+        solver_type=solver_type,
+        timestep_spacing="trailing",
+        final_sigmas_type=final,
+    )
+    ref.set_timesteps(10)
+    denoise = gaussian_model(schedule, "eps")
+    ours = dpm_solver_multistep(
+        denoise, noise(), their_grid(ref), algorithm=algorithm, solver_type=solver_type
+    )
+    assert torch.allclose(ours, run_diffusers(ref, denoise, noise()), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize(
+    "algorithm, final, schedule_name",
+    # the ε form integrates α_t/α_s from ᾱ_T ≈ 4e-9 on cosine, which float32 cannot follow; use linear
+    [("dpmsolver++", "zero", "cosine"), ("dpmsolver", "sigma_min", "linear")],
+)
+@pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
+@pytest.mark.parametrize("steps", [9, 10, 11])
+def test_dpm_solver_singlestep(order, algorithm, final, schedule_name, solver_type, steps):
+    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    ref = DPMSolverSinglestepScheduler(
+        num_train_timesteps=T,
+        beta_schedule=THEIR_SCHEDULE[schedule_name],
+        solver_order=order,
+        algorithm_type=algorithm,
+        solver_type=solver_type,
+        final_sigmas_type=final,
+        prediction_type="v_prediction",
+        lower_order_final=True,
+    )
+    ref.set_timesteps(steps)
+    denoise = gaussian_model(schedule, "v")
+    ours = dpm_solver_singlestep(
+        denoise,
+        noise(),
+        their_grid(ref),
+        order=order,
+        algorithm=algorithm,
+        solver_type=solver_type,
+        prediction_type="v",
+    )
+    # the ε form's float32 rounding in diffusers reaches 1.1e-5 at third order
+    tol = 1e-5 if algorithm == "dpmsolver++" else 2e-5
+    assert torch.allclose(ours, run_diffusers(ref, denoise, noise()), atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["bh1", "bh2"])
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("prediction_type", ["eps", "v"])
+@pytest.mark.parametrize("steps, karras", [(6, False), (10, False), (16, True)])
+def test_unipc(variant, order, prediction_type, steps, karras):
+    schedule = make_schedule(ScheduleConfig("linear", T))
+    # diffusers' bh1 returns NaN when stepping to σ = 0 (B(h) = h = −∞ times a zero correction), so
+    # bh1 is compared on grids ending at σ_min; test_unipc_bh1_to_zero covers ours at σ = 0
+    final = "sigma_min" if variant == "bh1" else "zero"
+    ref = UniPCMultistepScheduler(
+        num_train_timesteps=T,
+        solver_order=order,
+        solver_type=variant,
+        final_sigmas_type=final,
+        prediction_type=THEIR_PREDICTION[prediction_type],
+        timestep_spacing="trailing",
+        use_karras_sigmas=karras,
+    )
+    ref.set_timesteps(steps)
+    denoise = gaussian_model(schedule, prediction_type)
+    ours = unipc_sample(
+        denoise, noise(), their_grid(ref), order=order, variant=variant, prediction_type=prediction_type
+    )
+    assert torch.allclose(ours, run_diffusers(ref, denoise, noise()), atol=1e-5, rtol=0)
+
+
+def test_unipc_bh1_to_zero():
+    schedule = make_schedule(ScheduleConfig("linear", T))
+    denoise = gaussian_model(schedule, "eps")
+    bh1 = unipc_sample(denoise, noise(), discrete_grid(schedule, 10), variant="bh1")
+    bh2 = unipc_sample(denoise, noise(), discrete_grid(schedule, 10), variant="bh2")
+    assert torch.isfinite(bh1).all() and (bh1 - bh2).abs().max() < 0.05
+
+
+# Euler-type steps in diffusers run in float32 on x_ve, whose scale is σ_max ≈ 157 (linear) to 10⁴
+# (cosine): their rounding is ≈ σ_max · 6e-8, so parity is checked relative to that scale.
+EULER_RTOL = 1e-6
+
+
+@pytest.mark.parametrize("schedule_name, karras", [("linear", True), ("linear", False), ("cosine", True)])
+@pytest.mark.parametrize("prediction_type", ["eps", "v"])
+def test_euler_and_heun(schedule_name, prediction_type, karras):
+    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    kwargs = dict(
+        num_train_timesteps=T,
+        beta_schedule=THEIR_SCHEDULE[schedule_name],
+        prediction_type=THEIR_PREDICTION[prediction_type],
+        use_karras_sigmas=karras,
+        timestep_spacing="trailing",
+    )
+    denoise = gaussian_model(schedule, prediction_type)
+    euler = EulerDiscreteScheduler(**kwargs)
+    euler.set_timesteps(12)
+    x_T = noise()
+    theirs = run_diffusers(euler, denoise, x_T * euler.init_noise_sigma, scale_input=True)
+    ours = euler_sample(denoise, x_T, their_grid(euler), prediction_type=prediction_type)
+    scale = float(euler.sigmas[0])
+    assert torch.allclose(ours, theirs, atol=max(1e-5, EULER_RTOL * scale), rtol=0)
+
+    heun = HeunDiscreteScheduler(**kwargs)
+    heun.set_timesteps(8)
+    theirs = run_diffusers(heun, denoise, x_T * heun.init_noise_sigma, scale_input=True)
+    # diffusers' Heun starts from σ_max · z where Euler starts from √(σ_max² + 1) · z; start ours there too
+    x_T = x_T * heun.init_noise_sigma / (1 + heun.sigmas[0].double() ** 2).sqrt()
+    # diffusers repeats each inner timestep for Heun's second evaluation; the grid itself is:
+    grid = NoiseGrid(heun.timesteps[::2].double(), torch.cat([heun.sigmas[:1], heun.sigmas[1::2]]).double())
+    ours = heun_sample(denoise, x_T, grid, prediction_type=prediction_type)
+    assert torch.allclose(ours, theirs, atol=max(1e-5, EULER_RTOL * scale), rtol=0)
+
+
+@pytest.mark.parametrize("prediction_type", ["eps", "v"])
+def test_euler_ancestral(prediction_type):
+    schedule = make_schedule(ScheduleConfig("linear", T))
+    ref = EulerAncestralDiscreteScheduler(
+        num_train_timesteps=T, prediction_type=THEIR_PREDICTION[prediction_type], timestep_spacing="trailing"
+    )
+    ref.set_timesteps(15)
+    denoise = gaussian_model(schedule, prediction_type)
+    x_T = noise()
+    theirs = run_diffusers(
+        ref, denoise, x_T * ref.init_noise_sigma, generator=torch.Generator().manual_seed(3), scale_input=True
+    )
+    ours = euler_ancestral_sample(
+        denoise,
+        x_T,
+        their_grid(ref),
+        prediction_type=prediction_type,
+        generator=torch.Generator().manual_seed(3),
+    )
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("schedule_name", ["linear", "cosine"])
+@pytest.mark.parametrize("steps", [5, 10, 25, 50])
+def test_grids_match_diffusers(schedule_name, steps):
+    """Our grids equal diffusers' DPM-Solver grids (float32 there): trailing spacing, and Karras σ's over
+    the table's full [σ_min, σ_max] with their timesteps. (diffusers' Euler takes its Karras range from
+    the spaced timesteps instead, so its σ_min depends on ``timestep_spacing``; ours does not.)"""
+    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    kwargs = dict(
+        num_train_timesteps=T, beta_schedule=THEIR_SCHEDULE[schedule_name], timestep_spacing="trailing"
+    )
+    ref = DPMSolverMultistepScheduler(**kwargs)
+    ref.set_timesteps(steps)
+    ours = discrete_grid(schedule, steps, "trailing")
+    assert np.array_equal(ours.timesteps.numpy(), ref.timesteps.numpy())
+    rtol = 1e-3 if schedule_name == "cosine" else 1e-4
+    assert torch.allclose(ours.sigmas, ref.sigmas.double(), rtol=rtol)
+    ref = DPMSolverMultistepScheduler(**kwargs, use_karras_sigmas=True)
+    ref.set_timesteps(steps)
+    ours = karras_grid(schedule, steps, round_timesteps=schedule_name != "cosine")
+    assert torch.allclose(ours.sigmas, ref.sigmas.double(), rtol=rtol)
+    # on cosine diffusers keeps fractional timesteps but stores them as int64 (truncated)
+    assert torch.allclose(ours.timesteps, ref.timesteps.double(), atol=1 if schedule_name == "cosine" else 0)
