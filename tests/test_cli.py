@@ -254,3 +254,45 @@ def test_eval_nll_and_inception_metrics(run_dir, tmp_path, capsys):
     assert "FID" in capsys.readouterr().out
     assert "need a 32×32 Fashion-MNIST" in _error(capsys, ["eval", str(run_dir), "--metrics", "fd-domain"])
     assert "unknown metric" in _error(capsys, ["eval", str(run_dir), "--metrics", "is"])
+
+
+def test_every_sampler_runs_from_the_command_line(run_dir, tmp_path, capsys):
+    from ddpm.samplers import SAMPLERS
+
+    for name in SAMPLERS:
+        out = tmp_path / f"{name}.png"
+        assert (
+            main(
+                [
+                    "sample",
+                    str(run_dir),
+                    "--sampler",
+                    name,
+                    "--steps",
+                    "6",
+                    "--num",
+                    "2",
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        ), name
+        assert out.is_file()
+    assert main(["samplers"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in SAMPLERS)
+    assert "only" in _error(
+        capsys,
+        [
+            "sample",
+            str(run_dir),
+            "--sampler",
+            "ddim",
+            "--spacing",
+            "karras",
+            "--out",
+            str(tmp_path / "x.png"),
+        ],
+    )

@@ -279,7 +279,7 @@ def test_grids_match_diffusers(schedule_name, steps):
     assert torch.allclose(ours.sigmas, ref.sigmas.double(), rtol=rtol)
     ref = DPMSolverMultistepScheduler(**kwargs, use_karras_sigmas=True)
     ref.set_timesteps(steps)
-    ours = karras_grid(schedule, steps, round_timesteps=schedule_name != "cosine")
+    ours = karras_grid(schedule, steps, round_timesteps=schedule_name != "cosine")  # as diffusers' DPM
     assert torch.allclose(ours.sigmas, ref.sigmas.double(), rtol=rtol)
     # on cosine diffusers keeps fractional timesteps but stores them as int64 (truncated)
     assert torch.allclose(ours.timesteps, ref.timesteps.double(), atol=1 if schedule_name == "cosine" else 0)

@@ -34,10 +34,24 @@ def add_parser(sub) -> None:
     p.add_argument("--save-each", metavar="DIR", help="also write every image as DIR/NNNNN.png")
     p.add_argument("--gif", metavar="PATH", help="also write a denoising animation of the first images")
     p.add_argument("--gif-num", type=int, default=8, help="images in the animation (default: 8)")
-    p.add_argument("--sampler", choices=list(SAMPLERS), help="sampler (default: the model's)")
+    p.add_argument(
+        "--sampler", choices=list(SAMPLERS), help="sampler, see 'ddpm samplers' (default: the model's)"
+    )
     p.add_argument("--steps", type=int, help="network evaluations; 0 = all T (default: the model's)")
-    p.add_argument("--spacing", choices=SPACINGS, help="timestep spacing for steps < T")
-    p.add_argument("--eta", type=float, help="DDIM stochasticity η")
+    p.add_argument(
+        "--spacing",
+        choices=("auto", *SPACINGS, "karras", "logsnr"),
+        help="timesteps for steps < T; karras/logsnr only for ODE solvers (default: the model's)",
+    )
+    p.add_argument("--eta", type=float, help="DDIM stochasticity η (Euler-ancestral: 0 means 1)")
+    p.add_argument("--order", type=int, help="UniPC order 1-3 (0 = 2)")
+    p.add_argument(
+        "--dynamic-threshold", type=float, help="Imagen dynamic thresholding percentile, e.g. 0.995"
+    )
+    p.add_argument(
+        "--dpm-algorithm", choices=("dpmsolver++", "dpmsolver"), help="single-step DPM-Solver form"
+    )
+    p.add_argument("--final-level", choices=("zero", "sigma_min"), help="where ODE solvers stop")
     p.add_argument("--variance", choices=("beta", "beta_tilde"), help="ancestral σ_t²")
     clip = p.add_mutually_exclusive_group()
     clip.add_argument(
@@ -61,7 +75,18 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model(args.checkpoint, device=args.device)
     chosen = {
         k: getattr(args, k)
-        for k in ("sampler", "steps", "spacing", "eta", "variance", "clip_x0")
+        for k in (
+            "sampler",
+            "steps",
+            "spacing",
+            "eta",
+            "variance",
+            "clip_x0",
+            "order",
+            "dynamic_threshold",
+            "dpm_algorithm",
+            "final_level",
+        )
         if getattr(args, k) is not None
     }
     try:

@@ -2,10 +2,10 @@
 
 from ddpm.samplers.ancestral import ddpm_sample
 from ddpm.samplers.common import Denoiser, Threshold, TrajectoryRecorder, dynamic_threshold
-from ddpm.samplers.config import SAMPLERS, SamplerConfig, make_grid, sample
+from ddpm.samplers.config import SAMPLERS, SamplerConfig, make_grid, sample, sample_on_grid
 from ddpm.samplers.ddim import ddim_sample
 from ddpm.samplers.dpm_solver import dpm_solver_multistep, dpm_solver_singlestep
-from ddpm.samplers.grid import NoiseGrid, discrete_grid, karras_grid, karras_sigmas
+from ddpm.samplers.grid import NoiseGrid, discrete_grid, karras_grid, karras_sigmas, logsnr_grid
 from ddpm.samplers.inversion import ddim_invert
 from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
@@ -31,8 +31,10 @@ __all__ = [
     "heun_sample",
     "karras_grid",
     "karras_sigmas",
+    "logsnr_grid",
     "make_grid",
     "sample",
+    "sample_on_grid",
     "spaced_timesteps",
     "unipc_sample",
 ]

@@ -11,7 +11,7 @@ from ddpm.samplers.ancestral import ddpm_sample
 from ddpm.samplers.common import Denoiser, StepCallback, Threshold
 from ddpm.samplers.ddim import ddim_sample
 from ddpm.samplers.dpm_solver import dpm_solver_multistep, dpm_solver_singlestep
-from ddpm.samplers.grid import FINAL_LEVELS, NoiseGrid, discrete_grid, karras_grid
+from ddpm.samplers.grid import FINAL_LEVELS, NoiseGrid, discrete_grid, karras_grid, logsnr_grid
 from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
 from ddpm.samplers.unipc import unipc_sample
@@ -33,6 +33,7 @@ SAMPLERS = {
 }
 DISCRETE_ONLY = ("ancestral", "ddim")
 STOCHASTIC = ("ancestral", "sde-dpm++2m", "euler-a")
+CONTINUOUS_SPACINGS = ("karras", "logsnr")
 DEFAULT_SPACING = {"euler": "karras", "euler-a": "karras", "heun": "karras"}
 
 
@@ -44,7 +45,7 @@ class SamplerConfig:
     steps: int = field(default=0, metadata={"help": "sampling steps; 0 = all T steps"})
     spacing: str = field(
         default="auto",
-        metadata={"help": f"timesteps: auto, {', '.join(SPACINGS)} or karras (σ's of Karras et al.)"},
+        metadata={"help": f"timesteps: auto, {', '.join(SPACINGS)}, karras (EDM σ's) or logsnr (uniform λ)"},
     )
     eta: float = field(default=0.0, metadata={"help": "DDIM / Euler-ancestral stochasticity η"})
     variance: str = field(default="beta", metadata={"help": "ancestral σ_t²: beta or beta_tilde"})
@@ -69,9 +70,11 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if self.spacing not in ("auto", "karras", *SPACINGS):
-            raise ValueError(f"unknown spacing {self.spacing!r}; choose auto, karras, {', '.join(SPACINGS)}")
-        if self.spacing == "karras" and self.sampler in DISCRETE_ONLY:
+        if self.spacing not in ("auto", *CONTINUOUS_SPACINGS, *SPACINGS):
+            raise ValueError(
+                f"unknown spacing {self.spacing!r}; choose auto, karras, logsnr, {', '.join(SPACINGS)}"
+            )
+        if self.spacing in CONTINUOUS_SPACINGS and self.sampler in DISCRETE_ONLY:
             raise ValueError(
                 f"{self.sampler} visits training timesteps only; use linspace, leading or trailing"
             )
@@ -103,6 +106,8 @@ def make_grid(config: SamplerConfig, schedule: NoiseSchedule) -> NoiseGrid:
     steps = config.steps or schedule.num_timesteps
     if config.resolved_spacing == "karras":
         return karras_grid(schedule, steps, config.rho, config.final_level)
+    if config.resolved_spacing == "logsnr":
+        return logsnr_grid(schedule, steps, config.final_level)
     return discrete_grid(schedule, steps, config.resolved_spacing, config.final_level)
 
 
@@ -137,8 +142,28 @@ def sample(
             clip_x0=config.clip_x0,
             **common,
         )
-    grid = make_grid(config, schedule)
-    common["threshold"] = config.threshold
+    return sample_on_grid(
+        config, denoise, x_T, make_grid(config, schedule), prediction_type, generator, callback, progress
+    )
+
+
+def sample_on_grid(
+    config: SamplerConfig,
+    denoise: Denoiser,
+    x_T: torch.Tensor,
+    grid: NoiseGrid,
+    prediction_type: str,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Run a grid-based sampler (everything but ancestral and DDIM) over a given :class:`NoiseGrid`."""
+    name = config.sampler
+    if name in DISCRETE_ONLY:
+        raise ValueError(f"{name} runs on training timesteps; use sample()")
+    common = dict(
+        prediction_type=prediction_type, callback=callback, progress=progress, threshold=config.threshold
+    )
     if name in ("dpm++2m", "dpm++3m", "sde-dpm++2m"):
         algorithm = "sde-dpmsolver++" if name.startswith("sde") else "dpmsolver++"
         return dpm_solver_multistep(

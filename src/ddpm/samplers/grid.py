@@ -85,15 +85,35 @@ def sigma_to_timestep(sigma: torch.Tensor, schedule: NoiseSchedule) -> torch.Ten
     return torch.from_numpy(idx + w)
 
 
+def logsnr_grid(
+    schedule: NoiseSchedule, num_steps: int, final: str = "zero", round_timesteps: bool = False
+) -> NoiseGrid:
+    """Levels uniform in λ = −log σ between σ_max and σ_min (DPM-Solver's "logSNR" steps, Lu et al.
+    2022a §3.3), at matching fractional (or rounded) timesteps."""
+    if not torch.isfinite(schedule.sigmas[-1]):
+        raise ValueError("a log-SNR grid needs a finite σ_max; a zero-terminal-SNR schedule has σ_T = ∞")
+    lam = torch.linspace(
+        -float(schedule.sigmas[-1].log()), -float(schedule.sigmas[0].log()), num_steps, dtype=torch.float64
+    )
+    sigmas = torch.exp(-lam)
+    t = sigma_to_timestep(sigmas, schedule)
+    if round_timesteps:
+        t = t.round()
+    return NoiseGrid(
+        t, torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)])
+    )
+
+
 def karras_grid(
     schedule: NoiseSchedule,
     num_steps: int,
     rho: float = 7.0,
     final: str = "zero",
-    round_timesteps: bool = True,
+    round_timesteps: bool = False,
 ) -> NoiseGrid:
     """Karras σ's between the schedule's σ_min and σ_max; the network is called at the matching
-    timesteps (rounded to integers by default, as diffusers does for discrete models)."""
+    fractional timesteps (as k-diffusion does), or at rounded ones (as diffusers' DPM-Solver does,
+    which puts the network at a different σ than the solver assumes wherever levels crowd near t = 0)."""
     if not torch.isfinite(schedule.sigmas[-1]):
         raise ValueError("Karras σ's need a finite σ_max; a zero-terminal-SNR schedule has σ_T = ∞")
     sigmas = karras_sigmas(float(schedule.sigmas[0]), float(schedule.sigmas[-1]), num_steps, rho)
