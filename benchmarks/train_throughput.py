@@ -69,16 +69,25 @@ def main() -> None:
     base = statistics.median(runs[("fp32", False)][3])
     rows = []
     for (precision, channels_last), (*_, ips) in runs.items():
-        rows.append({
-            "precision": precision, "channels_last": channels_last, "images_per_second_min": min(ips),
-            "images_per_second_median": statistics.median(ips), "images_per_second_max": max(ips),
-            "ratio_to_fp32_nchw": statistics.median(ips) / base,
-        })  # fmt: skip
+        rows.append(
+            {
+                "precision": precision,
+                "channels_last": channels_last,
+                "images_per_second_min": min(ips),
+                "images_per_second_median": statistics.median(ips),
+                "images_per_second_max": max(ips),
+                "ratio_to_fp32_nchw": statistics.median(ips) / base,
+            }
+        )
     result = {
-        "config": args.config, "parameters": count_parameters(UNet(config)), "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(), "bf16_native": bf16_is_fast(torch.device("cpu")),
-        "torch": torch.__version__, "rows": rows,
-    }  # fmt: skip
+        "config": args.config,
+        "parameters": count_parameters(UNet(config)),
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "bf16_native": bf16_is_fast(torch.device("cpu")),
+        "torch": torch.__version__,
+        "rows": rows,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

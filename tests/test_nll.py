@@ -73,9 +73,13 @@ def test_bound_matches_an_independent_computation(variance):
     schedule = make_schedule(ScheduleConfig("linear", 200, beta_end=0.1))
     x0 = _discrete_gaussian_data(torch.Generator().manual_seed(0))[:500]
     terms = variational_bound(
-        _exact_x0_denoiser(schedule), x0, schedule, prediction_type="x0", variance=variance,
+        _exact_x0_denoiser(schedule),
+        x0,
+        schedule,
+        prediction_type="x0",
+        variance=variance,
         generator=torch.Generator().manual_seed(1),
-    )  # fmt: skip
+    )
     g = torch.Generator().manual_seed(1)
     noise = [torch.randn(x0.shape, generator=g, dtype=torch.float64).flatten().numpy() for _ in range(200)]
     # the network sees float32 x_t, as a real one would: agreement to float32 precision
@@ -106,9 +110,14 @@ def test_bound_is_above_the_exact_model_likelihood(variance):
     schedule = make_schedule(ScheduleConfig("linear", 1000))
     x0 = _discrete_gaussian_data(torch.Generator().manual_seed(2))
     terms = variational_bound(
-        _exact_x0_denoiser(schedule), x0, schedule, "x0", variance, clip_x0=False,
+        _exact_x0_denoiser(schedule),
+        x0,
+        schedule,
+        "x0",
+        variance,
+        clip_x0=False,
         generator=torch.Generator().manual_seed(3),
-    )  # fmt: skip
+    )
     exact = _exact_model_nll_bits(x0, schedule, variance)
     gap = terms.total - exact
     assert gap.mean() > -3 * gap.std() / math.sqrt(N)

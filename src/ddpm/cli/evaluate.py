@@ -95,8 +95,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UserError(str(err)) from None
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    config = EvalConfig(metrics, args.num, args.seed, args.batch_size, args.nll_num, sampler,
-                        args.device, not args.no_progress, args.pr_space)  # fmt: skip
+    config = EvalConfig(
+        metrics,
+        args.num,
+        args.seed,
+        args.batch_size,
+        args.nll_num,
+        sampler,
+        args.device,
+        not args.no_progress,
+        args.pr_space,
+    )
     report = evaluate(loaded, config)
     rows = [("metric", "model", "floor (real vs real)"), *_rows(report)]
     width = [max(len(r[i]) for r in rows) for i in range(3)]

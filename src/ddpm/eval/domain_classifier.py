@@ -35,11 +35,18 @@ class SmallCNN(nn.Module):
             return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU())
 
         self.body = nn.Sequential(
-            conv(1, 32), conv(32, 32), nn.MaxPool2d(2),
-            conv(32, 64), conv(64, 64), nn.MaxPool2d(2),
-            conv(64, 128), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(128 * 16, FEATURE_DIM), nn.ReLU(),
-        )  # fmt: skip
+            conv(1, 32),
+            conv(32, 32),
+            nn.MaxPool2d(2),
+            conv(32, 64),
+            conv(64, 64),
+            nn.MaxPool2d(2),
+            conv(64, 128),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(128 * 16, FEATURE_DIM),
+            nn.ReLU(),
+        )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(FEATURE_DIM, num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

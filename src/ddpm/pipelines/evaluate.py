@@ -130,9 +130,15 @@ def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
         sampler = config.sampler or loaded.config.sample
         start = time.perf_counter()
         fake = to_uint8(
-            generate(loaded, config.num, seed=config.seed, sampler=sampler, batch_size=config.batch_size,
-                     progress=config.progress).images
-        )  # fmt: skip
+            generate(
+                loaded,
+                config.num,
+                seed=config.seed,
+                sampler=sampler,
+                batch_size=config.batch_size,
+                progress=config.progress,
+            ).images
+        )
         timings["sampling"] = time.perf_counter() - start
         report["sampler"] = vars(sampler)
         real_key = f"{data.dataset}-{data.image_size}-{config.num}"
@@ -156,8 +162,13 @@ def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
             if "pr" in want and space.name == pr_space:
                 p, r = precision_recall(f_real, f_fake)
                 pf, rf = precision_recall(f_real, f_floor)
-                report["metrics"]["pr"] = {"precision": p, "recall": r, "floor_precision": pf,
-                                           "floor_recall": rf, "space": space.name}  # fmt: skip
+                report["metrics"]["pr"] = {
+                    "precision": p,
+                    "recall": r,
+                    "floor_precision": pf,
+                    "floor_recall": rf,
+                    "space": space.name,
+                }
             timings[f"{space.name}_metrics"] = time.perf_counter() - start
         if "classes" in want and classifier is not None:
             names = FASHION_CLASSES
@@ -183,10 +194,18 @@ def nll_report(loaded: LoadedModel, config: EvalConfig) -> dict:
     batches = range(0, len(images), config.batch_size)
     for start in progress_bar(batches, desc="nll", enabled=config.progress and len(batches) > 1):
         x0 = to_model_range(images[start : start + config.batch_size]).to(device)
-        terms.append(variational_bound(
-            denoise, x0, loaded.schedule, loaded.prediction_type, loaded.config.sample.variance,
-            clip_x0=True, generator=g, progress=config.progress and len(batches) == 1,
-        ))  # fmt: skip
+        terms.append(
+            variational_bound(
+                denoise,
+                x0,
+                loaded.schedule,
+                loaded.prediction_type,
+                loaded.config.sample.variance,
+                clip_x0=True,
+                generator=g,
+                progress=config.progress and len(batches) == 1,
+            )
+        )
     prior = np.concatenate([t.prior for t in terms])
     decoder = np.concatenate([t.decoder for t in terms])
     kl = np.concatenate([t.kl for t in terms])

@@ -129,9 +129,15 @@ def sample(
         timesteps = spaced_timesteps(T, steps, config.resolved_spacing) if steps != T else torch.arange(T)
         if name == "ancestral":
             return ddpm_sample(
-                denoise, x_T, schedule, variance=config.variance, timesteps=None if steps == T else timesteps,
-                generator=generator, clip_x0=config.clip_x0, **common,
-            )  # fmt: skip
+                denoise,
+                x_T,
+                schedule,
+                variance=config.variance,
+                timesteps=None if steps == T else timesteps,
+                generator=generator,
+                clip_x0=config.clip_x0,
+                **common,
+            )
         return ddim_sample(
             denoise,
             x_T,
@@ -167,19 +173,36 @@ def sample_on_grid(
     if name in ("dpm++2m", "dpm++3m", "sde-dpm++2m"):
         algorithm = "sde-dpmsolver++" if name.startswith("sde") else "dpmsolver++"
         return dpm_solver_multistep(
-            denoise, x_T, grid, order=3 if name == "dpm++3m" else 2, algorithm=algorithm,
-            lower_order_final=config.lower_order_final, generator=generator, **common,
-        )  # fmt: skip
+            denoise,
+            x_T,
+            grid,
+            order=3 if name == "dpm++3m" else 2,
+            algorithm=algorithm,
+            lower_order_final=config.lower_order_final,
+            generator=generator,
+            **common,
+        )
     if name.startswith("dpm-solver"):
         return dpm_solver_singlestep(
-            denoise, x_T, grid, order=int(name[-1]), algorithm=config.dpm_algorithm,
-            lower_order_final=config.lower_order_final, generator=generator, **common,
-        )  # fmt: skip
+            denoise,
+            x_T,
+            grid,
+            order=int(name[-1]),
+            algorithm=config.dpm_algorithm,
+            lower_order_final=config.lower_order_final,
+            generator=generator,
+            **common,
+        )
     if name.startswith("unipc"):
         return unipc_sample(
-            denoise, x_T, grid, order=config.order or 2, variant=name.split("-")[1],
-            lower_order_final=config.lower_order_final, **common,
-        )  # fmt: skip
+            denoise,
+            x_T,
+            grid,
+            order=config.order or 2,
+            variant=name.split("-")[1],
+            lower_order_final=config.lower_order_final,
+            **common,
+        )
     if name == "euler":
         return euler_sample(denoise, x_T, grid, **common)
     if name == "euler-a":

@@ -36,9 +36,14 @@ class _VEDenoiser:
         g = self.grid
         alpha = g.alphas[i].to(x_ve.dtype)
         x0, _ = predict_at(
-            self.denoise, x_ve * alpha, g.timesteps[i].to(x_ve.device), g.alphas[i], g.vp_sigmas[i],
-            self.prediction_type, self.threshold,
-        )  # fmt: skip
+            self.denoise,
+            x_ve * alpha,
+            g.timesteps[i].to(x_ve.device),
+            g.alphas[i],
+            g.vp_sigmas[i],
+            self.prediction_type,
+            self.threshold,
+        )
         return x0
 
 
