@@ -76,15 +76,19 @@ def noise(seed=0):
     return torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-@pytest.mark.parametrize("schedule_name", ["linear", "cosine"])
+@pytest.mark.parametrize(
+    "schedule_name, steps, karras",
+    [
+        ("linear", 8, False),
+        ("linear", 20, False),
+        ("linear", 12, True),
+        ("cosine", 8, False),
+        ("cosine", 20, False),
+    ],
+)
 @pytest.mark.parametrize("prediction_type", ["eps", "x0", "v"])
 @pytest.mark.parametrize("order, algorithm", [(2, "dpmsolver++"), (3, "dpmsolver++"), (2, "sde-dpmsolver++")])
-@pytest.mark.parametrize("steps, karras", [(8, False), (20, False), (12, True)])
 def test_dpm_solver_multistep(schedule_name, prediction_type, order, algorithm, steps, karras):
-    if karras and schedule_name == "cosine":
-        pytest.skip(
-            "diffusers repeats timesteps for Karras σ's on cosine (σ_max ≈ 2e4); its step lookup then fails"
-        )
     schedule = make_schedule(ScheduleConfig(schedule_name, T))
     ref = DPMSolverMultistepScheduler(
         num_train_timesteps=T,
@@ -283,3 +287,18 @@ def test_grids_match_diffusers(schedule_name, steps):
     assert torch.allclose(ours.sigmas, ref.sigmas.double(), rtol=rtol)
     # on cosine diffusers keeps fractional timesteps but stores them as int64 (truncated)
     assert torch.allclose(ours.timesteps, ref.timesteps.double(), atol=1 if schedule_name == "cosine" else 0)
+
+
+def test_karras_on_cosine_repeats_timesteps_in_diffusers_but_not_ours():
+    """Karras σ's on cosine crowd near σ_max ≈ 2e4: diffusers rounds several to one timestep (and its
+    step lookup then skips levels); our grid keeps every level, at fractional timesteps."""
+    ref = DPMSolverMultistepScheduler(
+        num_train_timesteps=T, beta_schedule="squaredcos_cap_v2", use_karras_sigmas=True
+    )
+    ref.set_timesteps(12)
+    assert len(torch.unique(ref.timesteps)) < len(ref.timesteps)
+    schedule = make_schedule(ScheduleConfig("cosine", T))
+    grid = karras_grid(schedule, 12)
+    assert len(torch.unique(grid.timesteps)) == 12
+    out = dpm_solver_multistep(gaussian_model(schedule, "eps"), noise(), grid)
+    assert torch.isfinite(out).all()

@@ -21,11 +21,17 @@ def add_parser(sub) -> None:
         choices=("float32", "float16", "bfloat16"),
         help="storage type of the weights (default: float32; float16 halves the size)",
     )
+    p.add_argument(
+        "--weights",
+        default="ema",
+        choices=("ema", "model"),
+        help="the EMA average (default) or the raw weights of the last step",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    path = export_checkpoint(args.checkpoint, args.out, args.dtype)
+    path = export_checkpoint(args.checkpoint, args.out, args.dtype, args.weights)
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     print(f"wrote {path} ({size:.1f} MB)")
     return 0

@@ -77,15 +77,17 @@ def load_model(name_or_path: str | Path, device: str = "auto", weights: str = "e
     return LoadedModel(model, config, make_schedule(config.diffusion), meta, path)
 
 
-def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "float32") -> Path:
-    """Write a small inference checkpoint (EMA weights + configuration) from any checkpoint.
+def export_checkpoint(
+    source: str | Path, out: str | Path, dtype: str = "float32", weights: str = "ema"
+) -> Path:
+    """Write a small inference checkpoint (EMA weights, or the raw ones, + configuration).
 
     ``dtype`` float16 or bfloat16 halves the file; weights are cast back to float32 on load.
     """
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if dtype not in dtypes:
         raise UserError(f"unknown dtype {dtype!r}; choose float32, float16 or bfloat16")
-    loaded = load_model(source, device="cpu")
+    loaded = load_model(source, device="cpu", weights=weights)
     out = Path(out)
     if out.exists() and not (out / "checkpoint.json").is_file():
         raise UserError(f"{out} exists and is not a checkpoint; choose a new --out")
@@ -98,6 +100,7 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "float32
             for k in ("step", "images_seen", "elapsed_seconds", "torch_version")
         },
         "weights_dtype": dtype,
-        "source": str(loaded.path),
+        "weights": weights,
+        "source": loaded.path.name,
     }
     return write_checkpoint(out, {"ema": state}, meta)
