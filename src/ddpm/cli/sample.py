@@ -29,6 +29,22 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="samples.png", help="image grid to write (default: samples.png)")
     p.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about √num)")
     p.add_argument(
+        "--class",
+        dest="classes",
+        metavar="CLASSES",
+        help="class-conditional models: names or indices, comma-separated, or 'all' (cycled over --num)",
+    )
+    p.add_argument(
+        "--per-class",
+        type=int,
+        default=0,
+        metavar="N",
+        help="class-conditional models: N images of every class, one row per class (overrides --num)",
+    )
+    p.add_argument(
+        "--guidance", type=float, help="classifier-free guidance scale: 0 unconditional, 1 conditional"
+    )
+    p.add_argument(
         "--scale", type=int, default=0, help="enlarge the grid ×scale (default: tiles of about 64 px)"
     )
     p.add_argument("--save-each", metavar="DIR", help="also write every image as DIR/NNNNN.png")
@@ -73,6 +89,14 @@ def run(args: argparse.Namespace) -> int:
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise UserError(f"--gif {args.gif} must end in .gif")
     loaded = load_model(args.checkpoint, device=args.device)
+    labels, nrow, num = None, args.nrow or None, args.num
+    if args.per_class:
+        labels = loaded.parse_classes("all").repeat_interleave(args.per_class)
+        nrow, num = args.per_class, len(labels)
+    elif args.classes:
+        labels = loaded.parse_classes(args.classes)
+    if args.guidance is not None and not loaded.config.model.num_classes:
+        raise UserError("--guidance needs a conditional model; this one is unconditional")
     chosen = {
         k: getattr(args, k)
         for k in (
@@ -97,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--steps {sampler.steps} exceeds the model's T = {loaded.schedule.num_timesteps}")
     result = generate(
         loaded,
-        args.num,
+        num,
+        class_labels=labels,
+        guidance=args.guidance,
         seed=args.seed,
         sampler=sampler,
         batch_size=args.batch_size,
@@ -107,12 +133,12 @@ def run(args: argparse.Namespace) -> int:
     )
     size = loaded.config.model.image_size
     scale = args.scale or max(1, 64 // size)
-    save_image(make_image_grid(result.images, nrow=args.nrow or None), args.out, scale=scale)
-    print(f"wrote {args.num} samples to {args.out}")
+    save_image(make_image_grid(result.images, nrow=nrow), args.out, scale=scale)
+    print(f"wrote {num} samples to {args.out}")
     if args.save_each:
         for i, image in enumerate(result.images):
             save_image(make_image_grid(image[None], padding=0), Path(args.save_each) / f"{i:05d}.png")
-        print(f"wrote {args.num} images to {args.save_each}/")
+        print(f"wrote {num} images to {args.save_each}/")
     if args.gif:
         frames = [enlarge(f, max(1, 128 // size)) for f in result.frames]
         save_animation(frames, args.gif)

@@ -1,4 +1,4 @@
-"""A network as the ``denoise(x_t, t)`` callable that samplers expect."""
+"""A network as the ``denoise(x_t, t)`` callable that samplers expect (optionally a guided pair)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,27 @@ def model_denoiser(model: nn.Module, precision: str = "fp32", channels_last: boo
         return out.to(x.dtype).contiguous()
 
     return denoise
+
+
+def model_pair_denoiser(
+    model: nn.Module,
+    conditional: dict,
+    unconditional: dict,
+    precision: str = "fp32",
+    channels_last: bool = False,
+):
+    """``pair(x, t) -> (out | conditional, out | unconditional)`` in one batched network call.
+
+    ``conditional`` and ``unconditional`` map the model's keyword arguments (``class_labels``,
+    ``context``, ``context_mask``, ``cond_image``) to per-sample tensors of x's batch size; the two
+    halves are concatenated along the batch, so guidance costs one call of twice the batch.
+    """
+    if conditional.keys() != unconditional.keys():
+        raise ValueError("conditional and unconditional inputs must name the same arguments")
+    joint = {k: torch.cat([conditional[k], unconditional[k]]) for k in conditional}
+    denoise = model_denoiser(model, precision, channels_last, **joint)
+
+    def pair(x: torch.Tensor, t: torch.Tensor):
+        return denoise(torch.cat([x, x]), torch.cat([t, t])).chunk(2)
+
+    return pair

@@ -44,7 +44,9 @@ class UNetConfig:
     head_channels: int = field(default=32, metadata={"help": "channels per attention head"})
     dropout: float = field(default=0.1, metadata={"help": "dropout inside ResNet blocks"})
     norm_groups: int = field(default=32, metadata={"help": "GroupNorm groups (gcd with the channels)"})
-    num_classes: int = field(default=0, metadata={"help": "class labels for conditioning; 0 = none"})
+    num_classes: int = field(
+        default=0, metadata={"help": "class labels for conditioning (plus a learned 'no label'); 0 = none"}
+    )
     context_dim: int = field(default=0, metadata={"help": "width of a cross-attention context; 0 = none"})
 
     def __post_init__(self) -> None:
@@ -95,7 +97,8 @@ class UNet(nn.Module):
         ch = c.base_channels
         emb_dim = 4 * ch
         self.time_embed = TimestepEmbedding(ch, emb_dim)
-        self.class_embed = nn.Embedding(c.num_classes, emb_dim) if c.num_classes else None
+        # index num_classes is the learned "no label" embedding used by classifier-free guidance
+        self.class_embed = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
 
         def layer(in_ch: int, out_ch: int, res: int) -> UNetLayer:
             attn = res in c.attention_resolutions
@@ -144,6 +147,11 @@ class UNet(nn.Module):
         self.out_conv = nn.Conv2d(cur, c.output_channels, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
+
+    @property
+    def null_class(self) -> int:
+        """The label index meaning "no label" (classifier-free guidance's unconditional branch)."""
+        return self.config.num_classes
 
     def forward(
         self,

@@ -1,8 +1,8 @@
 """Task-level glue that the command line (and users) call."""
 
 from ddpm.pipelines.experiment import ExperimentConfig, load_experiment_config, run_training
+from ddpm.pipelines.generation import Generation, generate
 from ddpm.pipelines.loading import LoadedModel, export_checkpoint, load_model, pretrained_names
-from ddpm.pipelines.unconditional import Generation, generate
 
 __all__ = [
     "ExperimentConfig",

@@ -23,8 +23,8 @@ from ddpm.eval.nll import variational_bound
 from ddpm.eval.precision_recall import precision_recall
 from ddpm.imaging import to_model_range, to_uint8
 from ddpm.models.denoiser import model_denoiser
+from ddpm.pipelines.generation import generate
 from ddpm.pipelines.loading import LoadedModel
-from ddpm.pipelines.unconditional import generate
 from ddpm.runtime import progress_bar, resolve_precision
 from ddpm.samplers import SamplerConfig
 

@@ -68,5 +68,12 @@ def run_training(
 ) -> TrainResult:
     """Load the configured data and train; see :func:`ddpm.training.train`."""
     dataset = load_dataset(config.data)
-    run = TrainingRun(config.model, config.diffusion, config.train, config.sample, to_dict(config))
-    return train(run, dataset.images, out_dir, resume=resume, progress=progress)
+    names = dataset.class_names if config.model.num_classes else ()
+    if config.model.num_classes and dataset.class_names and len(names) != config.model.num_classes:
+        raise UserError(
+            f"model.num_classes = {config.model.num_classes} but {dataset.name} has {len(names)} classes"
+        )
+    run = TrainingRun(
+        config.model, config.diffusion, config.train, config.sample, to_dict(config), tuple(names)
+    )
+    return train(run, dataset.images, out_dir, labels=dataset.labels, resume=resume, progress=progress)

@@ -55,6 +55,31 @@ class LoadedModel:
     def prediction_type(self) -> str:
         return self.config.diffusion.prediction_type
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the class labels (index order), or () for a model without labels."""
+        names = tuple(self.meta.get("class_names") or ())
+        return names or tuple(str(i) for i in range(self.config.model.num_classes))
+
+    def parse_classes(self, spec: str) -> torch.Tensor:
+        """Labels from a comma-separated list of class names or indices, or ``all``."""
+        if not self.config.model.num_classes:
+            raise UserError("this model was not trained with class labels; drop --class")
+        names = self.class_names
+        if spec.strip() == "all":
+            return torch.arange(len(names))
+        labels = []
+        for item in (s.strip() for s in spec.split(",") if s.strip()):
+            if item.isdigit() and int(item) < len(names):
+                labels.append(int(item))
+            elif item in names:
+                labels.append(names.index(item))
+            else:
+                raise UserError(f"unknown class {item!r}; this model knows: {', '.join(names)} (or indices)")
+        if not labels:
+            raise UserError("--class needs at least one class name or index")
+        return torch.tensor(labels)
+
 
 def load_model(name_or_path: str | Path, device: str = "auto", weights: str = "ema") -> LoadedModel:
     """Load the EMA weights (or ``weights="model"``, the raw ones) of a checkpoint, in eval mode."""
@@ -99,6 +124,7 @@ def export_checkpoint(
             k: loaded.meta.get("state", {}).get(k)
             for k in ("step", "images_seen", "elapsed_seconds", "torch_version")
         },
+        "class_names": list(loaded.class_names) if loaded.config.model.num_classes else [],
         "weights_dtype": dtype,
         "weights": weights,
         "source": loaded.path.name,

@@ -6,6 +6,7 @@ from ddpm.samplers.config import SAMPLERS, SamplerConfig, make_grid, sample, sam
 from ddpm.samplers.ddim import ddim_sample
 from ddpm.samplers.dpm_solver import dpm_solver_multistep, dpm_solver_singlestep
 from ddpm.samplers.grid import NoiseGrid, discrete_grid, karras_grid, karras_sigmas, logsnr_grid
+from ddpm.samplers.guidance import classifier_free_guidance, guided_denoiser
 from ddpm.samplers.inversion import ddim_invert
 from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
@@ -19,6 +20,7 @@ __all__ = [
     "SamplerConfig",
     "Threshold",
     "TrajectoryRecorder",
+    "classifier_free_guidance",
     "ddim_invert",
     "ddim_sample",
     "ddpm_sample",
@@ -28,6 +30,7 @@ __all__ = [
     "dynamic_threshold",
     "euler_ancestral_sample",
     "euler_sample",
+    "guided_denoiser",
     "heun_sample",
     "karras_grid",
     "karras_sigmas",

@@ -66,6 +66,9 @@ class SamplerConfig:
         default=True, metadata={"help": "lower solver orders on the last steps (stabler at < 15 steps)"}
     )
     rho: float = field(default=7.0, metadata={"help": "ρ of Karras σ's"})
+    guidance: float = field(
+        default=1.0, metadata={"help": "classifier-free guidance scale (0 unconditional, 1 conditional)"}
+    )
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:

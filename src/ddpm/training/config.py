@@ -22,6 +22,9 @@ class TrainConfig:
     min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine schedule ends at lr × this"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     adam_beta2: float = field(default=0.999, metadata={"help": "AdamW β₂"})
+    cond_drop_prob: float = field(
+        default=0.1, metadata={"help": "chance of training a sample without its label (guidance)"}
+    )
     hflip: bool = field(default=False, metadata={"help": "random horizontal flips of training images"})
     grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm to this; 0 = off"})
     ema_decay: float = field(default=0.9999, metadata={"help": "EMA decay of the weights"})

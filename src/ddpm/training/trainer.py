@@ -18,10 +18,10 @@ from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image, to_model_range
 from ddpm.models import UNet, UNetConfig
-from ddpm.models.denoiser import model_denoiser
+from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
 from ddpm.process import DiffusionConfig
 from ddpm.runtime import autocast, progress_bar, resolve_device, resolve_precision, set_threads
-from ddpm.samplers import SamplerConfig, sample
+from ddpm.samplers import SamplerConfig, guided_denoiser, sample
 from ddpm.schedules import make_schedule
 from ddpm.training.batches import batch_indices
 from ddpm.training.checkpoint import (
@@ -33,6 +33,7 @@ from ddpm.training.checkpoint import (
     read_meta,
     read_tensors,
 )
+from ddpm.training.conditioning import Conditioning
 from ddpm.training.config import TrainConfig, learning_rate
 from ddpm.training.ema import EMA
 from ddpm.training.objective import diffusion_loss
@@ -50,6 +51,7 @@ class TrainingRun:
     train: TrainConfig
     sample: SamplerConfig
     full_config: dict
+    class_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -104,10 +106,14 @@ def train(
     images: torch.Tensor,
     out_dir: str | Path,
     *,
+    labels: torch.Tensor | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
     """Train a U-Net on uint8 ``images`` with DDPM Algorithm 1, writing the run to ``out_dir``.
+
+    With ``model.num_classes`` > 0 it learns p(x | label) from ``labels`` (N,), dropping each
+    label with probability ``train.cond_drop_prob`` to learn p(x) as well (classifier-free guidance).
 
     ``out_dir`` receives ``checkpoints/``, ``samples/`` (periodic grids from the EMA weights),
     ``log.jsonl`` and ``config.json``. With ``resume`` the newest checkpoint is loaded and the
@@ -116,6 +122,9 @@ def train(
     """
     tc = run.train
     _check_images(images, run.model)
+    conditioning = Conditioning(
+        labels if run.model.num_classes else None, run.model.num_classes, tc.cond_drop_prob
+    )
     out = Path(out_dir)
     checkpoints = CheckpointDir(out)
     latest = checkpoints.latest()
@@ -130,12 +139,15 @@ def train(
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), _sigterm_as_interrupt():
         torch.manual_seed(tc.seed)  # weight init and dropout use the (forked) global generator
-        return _Loop(run, images, out, checkpoints, device, latest if resume else None, progress).fit()
+        return _Loop(
+            run, images, conditioning, out, checkpoints, device, latest if resume else None, progress
+        ).fit()
 
 
 class _Loop:
-    def __init__(self, run, images, out, checkpoints, device, resume_from, progress):
+    def __init__(self, run, images, conditioning, out, checkpoints, device, resume_from, progress):
         self.spec, self.tc, self.images, self.out = run, run.train, images, out
+        self.conditioning = conditioning
         self.checkpoints, self.device, self.progress = checkpoints, device, progress
         self.precision = resolve_precision(self.tc.precision, device)
         self.schedule = make_schedule(run.diffusion)
@@ -193,6 +205,7 @@ class _Loop:
         meta = {
             "kind": "training",
             "config": self.spec.full_config,
+            "class_names": list(self.spec.class_names),
             "state": {
                 "step": self.step,
                 "images_seen": self.step * self.tc.batch_size,
@@ -213,23 +226,28 @@ class _Loop:
         return path
 
     # -- one step --------------------------------------------------------------------------------
-    def _batch(self) -> torch.Tensor:
+    def _batch(self) -> tuple[torch.Tensor, dict]:
         idx = batch_indices(len(self.images), self.tc.batch_size, self.step, self.tc.seed)
         x0 = to_model_range(self.images[idx])
         if self.tc.hflip:
             flip = torch.rand(len(x0), generator=self.gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         x0 = x0.to(self.device)
-        return x0.contiguous(memory_format=torch.channels_last) if self.tc.channels_last else x0
+        x0 = x0.contiguous(memory_format=torch.channels_last) if self.tc.channels_last else x0
+        return x0, self.conditioning.batch(idx, self.gen, self.device)
 
     def _train_step(self) -> tuple[float, float]:
         lr = learning_rate(self.tc, self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        x0 = self._batch()
+        x0, cond = self._batch()
         with autocast(self.precision, self.device):
             loss = diffusion_loss(
-                self.model, x0, self.schedule, self.gen, self.spec.diffusion.prediction_type
+                lambda xt, t: self.model(xt, t, **cond),
+                x0,
+                self.schedule,
+                self.gen,
+                self.spec.diffusion.prediction_type,
             )
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -255,6 +273,17 @@ class _Loop:
     def _sample_grid(self) -> None:
         config = replace(self.spec.sample, steps=min(self.tc.sample_steps, self.schedule.num_timesteps))
         denoise = model_denoiser(self.ema.model, self.precision, self.tc.channels_last)
+        if self.conditioning.active:  # row-major grid of classes 0, 1, 2, …
+            c = self.conditioning.num_classes
+            labels = torch.arange(len(self.grid_noise), device=self.device) % c
+            pair = model_pair_denoiser(
+                self.ema.model,
+                {"class_labels": labels},
+                {"class_labels": torch.full_like(labels, c)},
+                self.precision,
+                self.tc.channels_last,
+            )
+            denoise = guided_denoiser(pair, config.guidance)
         x = sample(
             config,
             denoise,
@@ -264,7 +293,10 @@ class _Loop:
             generator=torch.Generator().manual_seed(self.tc.seed + 2),
         )
         scale = max(1, 128 // self.spec.model.image_size)
-        save_image(make_image_grid(x), self.out / "samples" / f"step-{self.step:07d}.png", scale=scale)
+        nrow = self.conditioning.num_classes or None
+        save_image(
+            make_image_grid(x, nrow=nrow), self.out / "samples" / f"step-{self.step:07d}.png", scale=scale
+        )
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
