@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ddpm.data.dataset import ImageDataset
+from ddpm.data.degradations import TASKS, condition_channels, degrade, network_condition
 from ddpm.data.digits import load_digits
 from ddpm.data.fashion_mnist import load_fashion_mnist
 from ddpm.data.image_folder import load_image_folder
@@ -24,10 +25,27 @@ class DataConfig:
     split: str = field(default="train", metadata={"help": "train or test (fashion-mnist)"})
     image_size: int = field(default=32, metadata={"help": "images are padded/resized to this square size"})
     channels: int = field(default=1, metadata={"help": "1 (grey) or 3 (RGB); folder only"})
+    task: str = field(
+        default="none",
+        metadata={"help": f"image-to-image task making the conditioning image: {', '.join(TASKS)}"},
+    )
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+
+
+def task_condition(task: str):
+    """``make(x0, generator) -> cond_image`` for a task (None for "none"): y, plus the mask if any."""
+    if task == "none":
+        return None
+
+    def make(x0, generator):
+        return network_condition(*degrade(task, x0, generator))
+
+    return make
 
 
 def load_dataset(config: DataConfig) -> ImageDataset:
@@ -43,6 +61,9 @@ def load_dataset(config: DataConfig) -> ImageDataset:
 
 __all__ = [
     "DATASETS",
+    "TASKS",
+    "condition_channels",
+    "task_condition",
     "DataConfig",
     "ImageDataset",
     "load_dataset",

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from ddpm.configuration import from_dict, merge, to_dict
-from ddpm.data import DataConfig, load_dataset
+from ddpm.data import DataConfig, condition_channels, load_dataset, task_condition
 from ddpm.errors import UserError
 from ddpm.models import UNetConfig
 from ddpm.process import DiffusionConfig
@@ -73,7 +73,21 @@ def run_training(
         raise UserError(
             f"model.num_classes = {config.model.num_classes} but {dataset.name} has {len(names)} classes"
         )
+    need = condition_channels(config.data.task, config.model.in_channels)
+    if config.model.cond_channels != need:
+        raise UserError(
+            f"data.task {config.data.task!r} feeds {need} conditioning channel(s); "
+            f"set model.cond_channels = {need}"
+        )
     run = TrainingRun(
         config.model, config.diffusion, config.train, config.sample, to_dict(config), tuple(names)
     )
-    return train(run, dataset.images, out_dir, labels=dataset.labels, resume=resume, progress=progress)
+    return train(
+        run,
+        dataset.images,
+        out_dir,
+        labels=dataset.labels,
+        image_condition=task_condition(config.data.task),
+        resume=resume,
+        progress=progress,
+    )

@@ -33,6 +33,7 @@ def generate(
     precision: str = "auto",
     class_labels: torch.Tensor | None = None,
     guidance: float | None = None,
+    cond_image: torch.Tensor | None = None,
     animate: int = 0,
     frames: int = 40,
     progress: bool = True,
@@ -50,6 +51,7 @@ def generate(
     device = next(loaded.model.parameters()).device
     precision = resolve_precision(precision, device)
     labels = _labels_for(loaded, num, class_labels, guidance)
+    _check_cond_image(loaded, num, cond_image)
     scale = sampler.guidance if guidance is None else guidance
     steps = sampler.steps or loaded.schedule.num_timesteps
     out, recorder = [], None
@@ -64,7 +66,8 @@ def generate(
             batch_labels = torch.full((n,), loaded.model.null_class)
         else:
             batch_labels = None
-        denoise = _denoiser(loaded, precision, batch_labels, scale)
+        cond = None if cond_image is None else cond_image[start : start + n].to(device)
+        denoise = _denoiser(loaded, precision, batch_labels, scale, cond)
         callback = None
         if b == 0 and animate:
             recorder = callback = TrajectoryRecorder(every=max(1, steps // frames))
@@ -104,18 +107,36 @@ def _labels_for(loaded: LoadedModel, num: int, class_labels, guidance) -> torch.
     return class_labels.repeat((num + len(class_labels) - 1) // len(class_labels))[:num]
 
 
-def _denoiser(loaded: LoadedModel, precision: str, labels: torch.Tensor | None, scale: float):
-    """The model as a denoiser: unconditional (no labels, or the "no label" index), or guided."""
+def _check_cond_image(loaded: LoadedModel, num: int, cond_image: torch.Tensor | None) -> None:
+    c = loaded.config.model
+    if cond_image is None and c.cond_channels:
+        raise UserError("this model is conditioned on an image: give one")
+    if cond_image is not None and not c.cond_channels:
+        raise UserError("this model takes no conditioning image")
+    if cond_image is not None and tuple(cond_image.shape) != (
+        num,
+        c.cond_channels,
+        c.image_size,
+        c.image_size,
+    ):
+        raise UserError(
+            f"conditioning images must be {num}×{c.cond_channels}×{c.image_size}×{c.image_size}, "
+            f"got {'×'.join(map(str, cond_image.shape))}"
+        )
+
+
+def _denoiser(loaded: LoadedModel, precision: str, labels, scale: float, cond: torch.Tensor | None = None):
+    """The model as a denoiser: unconditional (no labels, or the "no label" index), or guided;
+    ``cond`` is the conditioning image of an image-conditional model."""
     model = loaded.model
+    extra = {} if cond is None else {"cond_image": cond}
     if labels is None:
-        return model_denoiser(model, precision)
+        return model_denoiser(model, precision, **extra)
     labels = labels.to(next(model.parameters()).device)
     if scale == 1.0 or bool((labels == model.null_class).all()):
-        return model_denoiser(model, precision, class_labels=labels)
+        return model_denoiser(model, precision, class_labels=labels, **extra)
+    null = torch.full_like(labels, model.null_class)
     pair = model_pair_denoiser(
-        model,
-        {"class_labels": labels},
-        {"class_labels": torch.full_like(labels, model.null_class)},
-        precision,
+        model, {"class_labels": labels, **extra}, {"class_labels": null, **extra}, precision
     )
     return guided_denoiser(pair, scale)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from ddpm.errors import UserError
 
+ImageCondition = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+"""``make(x0, generator) -> cond_image``: the image a batch is conditioned on, made from the batch
+(a degradation: low resolution, masked, grey, JPEG…), concatenated to x_t by the network."""
+
 
 @dataclass
 class Conditioning:
-    """Per-image class labels (N,) of a training set, or none.
+    """Per-image class labels (N,) of a training set and/or an image made from each batch.
 
     Each batch replaces a label by the "no label" index with probability ``drop_prob``, so the one
     network also learns the unconditional model that classifier-free guidance needs
@@ -21,6 +26,7 @@ class Conditioning:
     labels: torch.Tensor | None = None
     num_classes: int = 0
     drop_prob: float = 0.0
+    image: ImageCondition | None = None
 
     def __post_init__(self) -> None:
         if self.num_classes and self.labels is None:
@@ -38,13 +44,17 @@ class Conditioning:
 
     @property
     def active(self) -> bool:
+        """Whether the model takes class labels."""
         return self.num_classes > 0
 
-    def batch(self, idx: torch.Tensor, generator: torch.Generator, device: torch.device) -> dict:
-        """Model keyword arguments for the images ``idx``, with labels dropped at the configured rate."""
-        if not self.active:
-            return {}
-        labels = self.labels[idx].clone()
-        drop = torch.rand(len(labels), generator=generator) < self.drop_prob
-        labels[drop] = self.num_classes
-        return {"class_labels": labels.to(device)}
+    def batch(self, idx: torch.Tensor, x0: torch.Tensor, generator: torch.Generator, device) -> dict:
+        """Model keyword arguments for the images ``idx`` (batch ``x0``), labels dropped at the set rate."""
+        out = {}
+        if self.image is not None:
+            out["cond_image"] = self.image(x0, generator).to(device)
+        if self.active:
+            labels = self.labels[idx].clone()
+            drop = torch.rand(len(labels), generator=generator) < self.drop_prob
+            labels[drop] = self.num_classes
+            out["class_labels"] = labels.to(device)
+        return out

@@ -8,7 +8,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,10 +18,9 @@ from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image, to_model_range
 from ddpm.models import UNet, UNetConfig
-from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
 from ddpm.process import DiffusionConfig
 from ddpm.runtime import autocast, progress_bar, resolve_device, resolve_precision, set_threads
-from ddpm.samplers import SamplerConfig, guided_denoiser, sample
+from ddpm.samplers import SamplerConfig
 from ddpm.schedules import make_schedule
 from ddpm.training.batches import batch_indices
 from ddpm.training.checkpoint import (
@@ -37,6 +36,7 @@ from ddpm.training.conditioning import Conditioning
 from ddpm.training.config import TrainConfig, learning_rate
 from ddpm.training.ema import EMA
 from ddpm.training.objective import diffusion_loss
+from ddpm.training.preview import preview, preview_sampler
 
 RESUMABLE_SECTIONS = ("train", "sample")
 
@@ -107,6 +107,7 @@ def train(
     out_dir: str | Path,
     *,
     labels: torch.Tensor | None = None,
+    image_condition=None,
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
@@ -114,6 +115,8 @@ def train(
 
     With ``model.num_classes`` > 0 it learns p(x | label) from ``labels`` (N,), dropping each
     label with probability ``train.cond_drop_prob`` to learn p(x) as well (classifier-free guidance).
+    With ``image_condition(x0, generator)`` each batch is also conditioned on an image made from it
+    (concatenated to x_t; ``model.cond_channels`` must match).
 
     ``out_dir`` receives ``checkpoints/``, ``samples/`` (periodic grids from the EMA weights),
     ``log.jsonl`` and ``config.json``. With ``resume`` the newest checkpoint is loaded and the
@@ -123,8 +126,12 @@ def train(
     tc = run.train
     _check_images(images, run.model)
     conditioning = Conditioning(
-        labels if run.model.num_classes else None, run.model.num_classes, tc.cond_drop_prob
+        labels if run.model.num_classes else None, run.model.num_classes, tc.cond_drop_prob, image_condition
     )
+    if (image_condition is None) != (run.model.cond_channels == 0):
+        raise UserError(
+            "model.cond_channels must be set exactly when the data set defines a conditioning task"
+        )
     out = Path(out_dir)
     checkpoints = CheckpointDir(out)
     latest = checkpoints.latest()
@@ -234,7 +241,7 @@ class _Loop:
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         x0 = x0.to(self.device)
         x0 = x0.contiguous(memory_format=torch.channels_last) if self.tc.channels_last else x0
-        return x0, self.conditioning.batch(idx, self.gen, self.device)
+        return x0, self.conditioning.batch(idx, x0, self.gen, self.device)
 
     def _train_step(self) -> tuple[float, float]:
         lr = learning_rate(self.tc, self.step)
@@ -271,32 +278,21 @@ class _Loop:
         return value, norm
 
     def _sample_grid(self) -> None:
-        config = replace(self.spec.sample, steps=min(self.tc.sample_steps, self.schedule.num_timesteps))
-        denoise = model_denoiser(self.ema.model, self.precision, self.tc.channels_last)
-        if self.conditioning.active:  # row-major grid of classes 0, 1, 2, …
-            c = self.conditioning.num_classes
-            labels = torch.arange(len(self.grid_noise), device=self.device) % c
-            pair = model_pair_denoiser(
-                self.ema.model,
-                {"class_labels": labels},
-                {"class_labels": torch.full_like(labels, c)},
-                self.precision,
-                self.tc.channels_last,
-            )
-            denoise = guided_denoiser(pair, config.guidance)
-        x = sample(
-            config,
-            denoise,
-            self.grid_noise.to(self.device),
+        x, nrow = preview(
+            self.ema.model,
             self.schedule,
             self.spec.diffusion.prediction_type,
-            generator=torch.Generator().manual_seed(self.tc.seed + 2),
+            preview_sampler(self.spec.sample, self.tc.sample_steps, self.schedule.num_timesteps),
+            self.conditioning,
+            self.images,
+            self.grid_noise.to(self.device),
+            self.tc.seed + 2,
+            self.precision,
+            self.tc.channels_last,
         )
         scale = max(1, 128 // self.spec.model.image_size)
-        nrow = self.conditioning.num_classes or None
-        save_image(
-            make_image_grid(x, nrow=nrow), self.out / "samples" / f"step-{self.step:07d}.png", scale=scale
-        )
+        path = self.out / "samples" / f"step-{self.step:07d}.png"
+        save_image(make_image_grid(x, nrow=nrow), path, scale=scale)
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> TrainResult:

@@ -1,0 +1,65 @@
+"""The sample grids a training run writes as it goes (from the EMA weights, fixed noise)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ddpm.imaging import to_model_range
+from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
+from ddpm.samplers import SamplerConfig, guided_denoiser, sample
+from ddpm.schedules import NoiseSchedule
+from ddpm.training.conditioning import Conditioning
+
+
+@torch.no_grad()
+def preview(
+    model,
+    schedule: NoiseSchedule,
+    prediction_type: str,
+    sampler: SamplerConfig,
+    conditioning: Conditioning,
+    images: torch.Tensor,
+    noise: torch.Tensor,
+    seed: int,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, int | None]:
+    """(images, images per row) of a preview grid.
+
+    Unconditional: one sample per noise. Class-conditional: classes 0, 1, … along each row, with the
+    configured guidance. Image-conditional: (condition, sample, truth) triplets for the first training
+    images.
+    """
+    device = noise.device
+    kwargs, nrow = {}, None
+    if conditioning.image is not None:
+        truth = to_model_range(images[: len(noise)]).to(device)
+        cond = conditioning.image(truth, torch.Generator().manual_seed(seed + 3)).to(device)
+        kwargs["cond_image"] = cond
+    denoise = model_denoiser(model, precision, channels_last, **kwargs)
+    if conditioning.active:
+        c = conditioning.num_classes
+        labels = torch.arange(len(noise), device=device) % c
+        pair = model_pair_denoiser(
+            model,
+            {"class_labels": labels, **kwargs},
+            {"class_labels": torch.full_like(labels, c), **kwargs},
+            precision,
+            channels_last,
+        )
+        denoise, nrow = guided_denoiser(pair, sampler.guidance), c
+    x = sample(
+        sampler, denoise, noise, schedule, prediction_type, generator=torch.Generator().manual_seed(seed)
+    )
+    if conditioning.image is not None:
+        channels = x.shape[1]
+        x = torch.stack([cond[:, :channels], x, truth], dim=1).flatten(0, 1)
+        nrow = 3
+    return x, nrow
+
+
+def preview_sampler(sampler: SamplerConfig, steps: int, num_timesteps: int) -> SamplerConfig:
+    """The model's sampler with at most ``steps`` steps, for quick previews."""
+    return replace(sampler, steps=min(steps, num_timesteps))
