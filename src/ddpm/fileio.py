@@ -44,3 +44,9 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace a text file atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def cache_dir() -> Path:
+    """Where built data sets, trained evaluation networks and cached features live:
+    ``$DDPM_CACHE``, default ``~/.cache/ddpm``."""
+    return Path(os.environ.get("DDPM_CACHE", Path.home() / ".cache" / "ddpm"))

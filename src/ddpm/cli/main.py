@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ddpm import __version__
-from ddpm.cli import evaluate, export, info, sample, samplers, train
+from ddpm.cli import data, evaluate, export, info, sample, samplers, train
 from ddpm.errors import UserError
 
-COMMANDS = (train, sample, samplers, evaluate, info, export)
+COMMANDS = (train, sample, samplers, evaluate, info, export, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from ddpm.data.dataset import ImageDataset
 from ddpm.data.degradations import TASKS, condition_channels, degrade, network_condition
 from ddpm.data.digits import load_digits
+from ddpm.data.faces import STYLES as FACE_STYLES
+from ddpm.data.faces import default_faces_dir, load_faces
 from ddpm.data.fashion_mnist import load_fashion_mnist
 from ddpm.data.image_folder import load_image_folder
 from ddpm.errors import UserError
 
-DATASETS = ("fashion-mnist", "digits", "folder")
+DATASETS = ("fashion-mnist", "digits", "folder", "faces")
 
 
 @dataclass
@@ -20,7 +24,10 @@ class DataConfig:
 
     dataset: str = field(default="fashion-mnist", metadata={"help": f"one of: {', '.join(DATASETS)}"})
     path: str = field(
-        default="", metadata={"help": "folder of the data (fashion-mnist IDX files, or images for folder)"}
+        default="",
+        metadata={
+            "help": "folder of the data: IDX files (fashion-mnist), images (folder), built faces (faces)"
+        },
     )
     split: str = field(default="train", metadata={"help": "train or test (fashion-mnist)"})
     image_size: int = field(default=32, metadata={"help": "images are padded/resized to this square size"})
@@ -48,12 +55,25 @@ def task_condition(task: str):
     return make
 
 
+def faces_dataset(path: str, size: int, split: str) -> ImageDataset:
+    """The built faces as (N, 3, S, S) uint8, labelled by style (for style-conditional models)."""
+    images, _, style = load_faces(path or default_faces_dir(), size, split)
+    return ImageDataset(
+        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+        torch.from_numpy(style.astype("int64")),
+        tuple(FACE_STYLES),
+        f"faces-{split}",
+    )
+
+
 def load_dataset(config: DataConfig) -> ImageDataset:
     """The data set a :class:`DataConfig` names."""
     if config.dataset == "fashion-mnist":
         return load_fashion_mnist(config.path, config.split, config.image_size)
     if config.dataset == "digits":
         return load_digits(config.image_size)
+    if config.dataset == "faces":
+        return faces_dataset(config.path, config.image_size, config.split)
     if not config.path:
         raise UserError("the folder data set needs --data.path pointing to a folder of images")
     return load_image_folder(config.path, config.image_size, config.channels)

@@ -7,7 +7,6 @@ the training split, so its numbers are comparable only within this project (unli
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +79,6 @@ class DomainClassifier:
         return torch.cat(feats), torch.cat(logits)
 
 
-def default_cache_dir() -> Path:
-    """``$DDPM_CACHE`` or ``~/.cache/ddpm``: where trained evaluation networks and statistics live."""
-    return Path(os.environ.get("DDPM_CACHE", Path.home() / ".cache" / "ddpm"))
-
-
 def train_domain_classifier(
     epochs: int = 3, batch_size: int = 128, seed: int = 0, data_root: str = "", progress: bool = True
 ) -> tuple[SmallCNN, float]:
@@ -124,7 +118,7 @@ def train_domain_classifier(
 
 def load_domain_classifier(cache_dir: str | Path | None = None, progress: bool = True) -> DomainClassifier:
     """The cached classifier, trained (a few minutes on 2 CPU cores) and cached on first use."""
-    path = Path(cache_dir or default_cache_dir()) / VERSION
+    path = Path(cache_dir or cache_dir()) / VERSION
     if not (path / "checkpoint.json").is_file():
         model, accuracy = train_domain_classifier(progress=progress)
         write_checkpoint(

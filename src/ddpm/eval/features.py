@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ddpm.eval.domain_classifier import VERSION as DOMAIN_VERSION
-from ddpm.eval.domain_classifier import default_cache_dir, load_domain_classifier
+from ddpm.eval.domain_classifier import load_domain_classifier
 from ddpm.eval.inception import PROTOCOL as INCEPTION_PROTOCOL
 from ddpm.eval.inception import InceptionFeatures
 from ddpm.fileio import atomic_write
@@ -47,7 +47,7 @@ def cached_features(
     """Features of a real-image set, computed once and kept as ``.npz`` keyed by ``key`` (data
     set, split, size, count) and the feature protocol."""
     digest = hashlib.sha1(f"{key}|{space.protocol}".encode()).hexdigest()[:12]
-    path = Path(cache_dir or default_cache_dir()) / "features" / f"{key}-{space.name}-{digest}.npz"
+    path = Path(cache_dir or cache_dir()) / "features" / f"{key}-{space.name}-{digest}.npz"
     if path.is_file():
         with np.load(path) as data:
             return data["features"].astype(np.float64)
