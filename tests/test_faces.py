@@ -22,7 +22,7 @@ def test_part_labels_cover_the_face(style):
     is_bg_colour = np.abs(rgb.astype(int) - background).sum(-1) < 12
     # pixels labelled background look like the background, and the face's pixels carry a part
     assert is_bg_colour[labels == 0].mean() > 0.93  # anti-aliased outlines blend at the edges
-    assert (labels[~is_bg_colour] != 0).mean() > 0.95
+    assert (labels[~is_bg_colour] != 0).mean() > 0.9
     for part in ("skin", "eyes", "mouth", "hair"):
         assert (labels == PARTS.index(part)).any(), part
 
