@@ -56,14 +56,16 @@ def test_classifier_free_guidance_formula():
 def test_labels_are_dropped_at_the_configured_rate():
     labels = torch.randint(0, 10, (100_000,), generator=torch.Generator().manual_seed(0))
     cond = Conditioning(labels, 10, drop_prob=0.1)
-    out = cond.batch(torch.arange(100_000), torch.Generator().manual_seed(1), torch.device("cpu"))[
+    out = cond.batch(torch.arange(100_000), None, torch.Generator().manual_seed(1), torch.device("cpu"))[
         "class_labels"
     ]
     dropped = (out == 10).double().mean().item()
     assert abs(dropped - 0.1) < 4 * (0.1 * 0.9 / 100_000) ** 0.5
     kept = out != 10
     assert torch.equal(out[kept], labels[kept])
-    assert Conditioning(None, 0, 0.1).batch(torch.arange(3), torch.Generator(), torch.device("cpu")) == {}
+    assert (
+        Conditioning(None, 0, 0.1).batch(torch.arange(3), None, torch.Generator(), torch.device("cpu")) == {}
+    )
 
 
 def test_conditioning_checks_labels():

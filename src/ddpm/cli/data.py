@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ddpm.data.emoji import build_emoji, default_emoji_dir
 from ddpm.data.faces import STYLES, build_faces, default_faces_dir
 
 
@@ -28,6 +29,20 @@ def add_parser(sub) -> None:
     f.add_argument("--seed", type=int, default=0, help="seed of the whole set (default: 0)")
     f.add_argument("--workers", type=int, default=0, help="processes; 0 = one per CPU (default: 0)")
     f.set_defaults(handler=run_faces)
+    e = kinds.add_parser(
+        "emoji",
+        help="emoji images with their names as captions (npm emoji-datasource-google)",
+        description=(
+            "Fetch Google's Noto emoji (64 px PNGs, Apache-2.0) and their names from the npm package "
+            "emoji-datasource-google with the machine's npm, and write emoji-S.npz (images on white, "
+            "captions, categories) and a README."
+        ),
+    )
+    e.add_argument("--out", default=str(default_emoji_dir()), help="folder to write (default: %(default)s)")
+    e.add_argument("--source", help="an already unpacked emoji-datasource-google folder (skips npm)")
+    e.add_argument("--sizes", default="32,64", help="square sizes, comma-separated (default: 32,64)")
+    e.add_argument("--no-skin-tones", action="store_true", help="leave out the skin-tone variants")
+    e.set_defaults(handler=run_emoji)
 
 
 def run_faces(args: argparse.Namespace) -> int:
@@ -42,4 +57,11 @@ def run_faces(args: argparse.Namespace) -> int:
             raise UserError(f"unknown face style {style!r}; choose from {', '.join(STYLES)}")
     out = build_faces(args.num, args.out, sizes, styles, args.seed, args.workers)
     print(f"wrote {args.num} faces to {out} (train on them with --data.dataset faces --data.path {out})")
+    return 0
+
+
+def run_emoji(args: argparse.Namespace) -> int:
+    sizes = tuple(int(s) for s in args.sizes.split(",") if s)
+    out = build_emoji(args.out, args.source, sizes, not args.no_skin_tones)
+    print(f"wrote the emoji set to {out} (train on it with --data.dataset emoji --data.path {out})")
     return 0

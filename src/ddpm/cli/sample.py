@@ -42,6 +42,12 @@ def add_parser(sub) -> None:
         help="class-conditional models: N images of every class, one row per class (overrides --num)",
     )
     p.add_argument(
+        "--prompt",
+        action="append",
+        metavar="TEXT",
+        help="text-conditional models: a caption (repeat for several; cycled over --num)",
+    )
+    p.add_argument(
         "--guidance", type=float, help="classifier-free guidance scale: 0 unconditional, 1 conditional"
     )
     p.add_argument(
@@ -95,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         nrow, num = args.per_class, len(labels)
     elif args.classes:
         labels = loaded.parse_classes(args.classes)
-    if args.guidance is not None and not loaded.config.model.num_classes:
+    model = loaded.config.model
+    if args.guidance is not None and not (model.num_classes or model.context_dim):
         raise UserError("--guidance needs a conditional model; this one is unconditional")
     chosen = {
         k: getattr(args, k)
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         loaded,
         num,
         class_labels=labels,
+        prompts=args.prompt,
         guidance=args.guidance,
         seed=args.seed,
         sampler=sampler,

@@ -9,13 +9,14 @@ import torch
 from ddpm.data.dataset import ImageDataset
 from ddpm.data.degradations import TASKS, condition_channels, degrade, network_condition
 from ddpm.data.digits import load_digits
+from ddpm.data.emoji import default_emoji_dir, load_emoji
 from ddpm.data.faces import STYLES as FACE_STYLES
 from ddpm.data.faces import default_faces_dir, load_faces
 from ddpm.data.fashion_mnist import load_fashion_mnist
 from ddpm.data.image_folder import load_image_folder
 from ddpm.errors import UserError
 
-DATASETS = ("fashion-mnist", "digits", "folder", "faces")
+DATASETS = ("fashion-mnist", "digits", "folder", "faces", "emoji")
 
 
 @dataclass
@@ -74,6 +75,10 @@ def load_dataset(config: DataConfig) -> ImageDataset:
         return load_digits(config.image_size)
     if config.dataset == "faces":
         return faces_dataset(config.path, config.image_size, config.split)
+    if config.dataset == "emoji":
+        images, captions, _ = load_emoji(config.path or default_emoji_dir(), config.image_size, config.split)
+        tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        return ImageDataset(tensor, name=f"emoji-{config.split}", captions=captions)
     if not config.path:
         raise UserError("the folder data set needs --data.path pointing to a folder of images")
     return load_image_folder(config.path, config.image_size, config.channels)

@@ -13,7 +13,7 @@ from ddpm.eval.domain_classifier import VERSION as DOMAIN_VERSION
 from ddpm.eval.domain_classifier import load_domain_classifier
 from ddpm.eval.inception import PROTOCOL as INCEPTION_PROTOCOL
 from ddpm.eval.inception import InceptionFeatures
-from ddpm.fileio import atomic_write
+from ddpm.fileio import atomic_write, cache_dir
 
 SPACES = ("inception", "domain")
 
@@ -42,12 +42,12 @@ def domain_space(progress: bool = True) -> tuple[FeatureSpace, object]:
 
 
 def cached_features(
-    space: FeatureSpace, key: str, images: Callable[[], torch.Tensor], cache_dir: str | Path | None = None
+    space: FeatureSpace, key: str, images: Callable[[], torch.Tensor], root: str | Path | None = None
 ) -> np.ndarray:
     """Features of a real-image set, computed once and kept as ``.npz`` keyed by ``key`` (data
     set, split, size, count) and the feature protocol."""
     digest = hashlib.sha1(f"{key}|{space.protocol}".encode()).hexdigest()[:12]
-    path = Path(cache_dir or cache_dir()) / "features" / f"{key}-{space.name}-{digest}.npz"
+    path = Path(root or cache_dir()) / "features" / f"{key}-{space.name}-{digest}.npz"
     if path.is_file():
         with np.load(path) as data:
             return data["features"].astype(np.float64)

@@ -14,6 +14,7 @@ from ddpm.models import UNetConfig
 from ddpm.process import DiffusionConfig
 from ddpm.samplers import SamplerConfig
 from ddpm.training import TrainConfig, TrainingRun, TrainResult, train
+from ddpm.training.conditioning import TextContext
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -79,8 +80,11 @@ def run_training(
             f"data.task {config.data.task!r} feeds {need} conditioning channel(s); "
             f"set model.cond_channels = {need}"
         )
+    text, metadata = None, {}
+    if config.model.context_dim:
+        text, metadata = encode_captions(dataset, config.model.context_dim, progress)
     run = TrainingRun(
-        config.model, config.diffusion, config.train, config.sample, to_dict(config), tuple(names)
+        config.model, config.diffusion, config.train, config.sample, to_dict(config), tuple(names), metadata
     )
     return train(
         run,
@@ -88,6 +92,26 @@ def run_training(
         out_dir,
         labels=dataset.labels,
         image_condition=task_condition(config.data.task),
+        text=text,
         resume=resume,
         progress=progress,
     )
+
+
+def encode_captions(dataset, context_dim: int, progress: bool = True):
+    """Token states of every caption (and of the empty one) from the frozen text encoder, once."""
+    from ddpm.models.text_encoder import WIDTH, TextEncoder
+
+    if dataset.captions is None:
+        raise UserError(
+            f"model.context_dim is set but {dataset.name} has no captions; use the emoji data set"
+        )
+    if context_dim != WIDTH:
+        raise UserError(f"the text encoder gives {WIDTH}-wide token states; set model.context_dim = {WIDTH}")
+    encoder = TextEncoder()
+    if progress:
+        print(f"encoding {len(dataset.captions)} captions with the frozen text encoder …")
+    states, mask = encoder(dataset.captions)
+    null_states, null_mask = encoder([""])
+    text = TextContext(states, mask, null_states[0], null_mask[0])
+    return text, {"text_encoder": {"name": "all-MiniLM-L6-v2", "max_length": encoder.max_length}}

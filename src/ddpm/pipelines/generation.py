@@ -1,4 +1,5 @@
-"""Generation: noise → images with any sampler, optionally class-guided, plus a denoising animation."""
+"""Generation: noise → images with any sampler, optionally guided by a class or a prompt, or
+conditioned on an image, plus a denoising animation."""
 
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ class Generation:
     frames: list[Image.Image] = field(default_factory=list)
 
 
+@dataclass
+class _Inputs:
+    """Per-image conditional inputs and their "nothing" counterparts (for guidance), full length."""
+
+    cond: dict = field(default_factory=dict)
+    null: dict = field(default_factory=dict)
+    shared: dict = field(default_factory=dict)  # the same in both branches (a conditioning image)
+
+    def batch(self, start: int, n: int, device) -> tuple[dict, dict]:
+        def cut(d):
+            return {k: v[start : start + n].to(device) for k, v in d.items()}
+
+        shared = cut(self.shared)
+        return {**cut(self.cond), **shared}, {**cut(self.null), **shared}
+
+
 def generate(
     loaded: LoadedModel,
     num: int,
@@ -32,6 +49,7 @@ def generate(
     batch_size: int = 64,
     precision: str = "auto",
     class_labels: torch.Tensor | None = None,
+    prompts: list[str] | None = None,
     guidance: float | None = None,
     cond_image: torch.Tensor | None = None,
     animate: int = 0,
@@ -42,16 +60,16 @@ def generate(
 
     Each image's starting noise and sampler noise come from a generator seeded by (seed, batch);
     ``animate`` > 0 records about ``frames`` frames of the first ``animate`` images (x_t over time).
-    For a class-conditional model, ``class_labels`` (cycled over the ``num`` images) picks the
-    classes and ``guidance`` the classifier-free guidance scale (default: the model's); without
-    labels it samples the unconditional model.
+    A class-conditional model takes ``class_labels``, a text-conditional one ``prompts`` (both cycled
+    over the images); ``guidance`` is the classifier-free guidance scale (default: the model's), and
+    without labels or prompts the unconditional model is sampled. An image-conditional model needs
+    ``cond_image`` (num, cond_channels, H, W) in [−1, 1], e.g. from :func:`ddpm.data.task_condition`.
     """
     sampler = sampler or loaded.config.sample
     c = loaded.config.model
     device = next(loaded.model.parameters()).device
     precision = resolve_precision(precision, device)
-    labels = _labels_for(loaded, num, class_labels, guidance)
-    _check_cond_image(loaded, num, cond_image)
+    inputs, guided = _inputs(loaded, num, class_labels, prompts, guidance, cond_image)
     scale = sampler.guidance if guidance is None else guidance
     steps = sampler.steps or loaded.schedule.num_timesteps
     out, recorder = [], None
@@ -60,14 +78,11 @@ def generate(
         n = min(batch_size, num - start)
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         x_T = torch.randn((n, c.in_channels, c.image_size, c.image_size), generator=g).to(device)
-        if labels is not None:
-            batch_labels = labels[start : start + n]
-        elif loaded.config.model.num_classes:  # a class-conditional model sampled without labels
-            batch_labels = torch.full((n,), loaded.model.null_class)
+        cond, null = inputs.batch(start, n, device)
+        if guided and scale != 1.0:
+            denoise = guided_denoiser(model_pair_denoiser(loaded.model, cond, null, precision), scale)
         else:
-            batch_labels = None
-        cond = None if cond_image is None else cond_image[start : start + n].to(device)
-        denoise = _denoiser(loaded, precision, batch_labels, scale, cond)
+            denoise = model_denoiser(loaded.model, precision, **(cond if guided else null))
         callback = None
         if b == 0 and animate:
             recorder = callback = TrajectoryRecorder(every=max(1, steps // frames))
@@ -91,52 +106,51 @@ def generate(
     return result
 
 
-def _labels_for(loaded: LoadedModel, num: int, class_labels, guidance) -> torch.Tensor | None:
-    c = loaded.config.model.num_classes
-    if not c:
-        if class_labels is not None:
-            raise UserError("this model was not trained with class labels; drop --class")
-        if guidance is not None and guidance != 1.0:
-            raise UserError("guidance needs a conditional model; this one is unconditional")
-        return None
-    if class_labels is None:
-        return None
-    class_labels = torch.as_tensor(class_labels, dtype=torch.long)
-    if class_labels.min() < 0 or class_labels.max() >= c:
-        raise UserError(f"class labels must be in 0 … {c - 1}")
-    return class_labels.repeat((num + len(class_labels) - 1) // len(class_labels))[:num]
+def _cycle(values: torch.Tensor, num: int) -> torch.Tensor:
+    return values.repeat((num + len(values) - 1) // len(values), *[1] * (values.ndim - 1))[:num]
 
 
-def _check_cond_image(loaded: LoadedModel, num: int, cond_image: torch.Tensor | None) -> None:
+def _inputs(
+    loaded: LoadedModel, num: int, class_labels, prompts, guidance, cond_image
+) -> tuple[_Inputs, bool]:
+    """The model's keyword inputs for every image, and whether a condition was given (to guide by)."""
     c = loaded.config.model
+    inputs, guided = _Inputs(), False
+    if class_labels is not None and not c.num_classes:
+        raise UserError("this model was not trained with class labels; drop --class")
+    if prompts is not None and not c.context_dim:
+        raise UserError("this model was not trained with captions; drop --prompt")
+    if c.num_classes:
+        null = torch.full((num,), loaded.model.null_class)
+        labels = null
+        if class_labels is not None:
+            labels = torch.as_tensor(class_labels, dtype=torch.long)
+            if len(labels) == 0 or labels.min() < 0 or labels.max() >= c.num_classes:
+                raise UserError(f"class labels must be in 0 … {c.num_classes - 1}")
+            labels, guided = _cycle(labels, num), True
+        inputs.cond["class_labels"], inputs.null["class_labels"] = labels, null
+    if c.context_dim:
+        from ddpm.models.text_encoder import TextEncoder
+
+        max_length = loaded.meta.get("text_encoder", {}).get("max_length", 32)
+        encoder = TextEncoder(max_length)
+        null_states, null_mask = encoder([""])
+        states, mask = null_states.expand(num, -1, -1), null_mask.expand(num, -1)
+        if prompts:
+            s, m = encoder(list(prompts))
+            states, mask, guided = _cycle(s, num), _cycle(m, num), True
+        inputs.cond.update(context=states, context_mask=mask)
+        inputs.null.update(context=null_states.expand(num, -1, -1), context_mask=null_mask.expand(num, -1))
+    if not (c.num_classes or c.context_dim) and guidance is not None and guidance != 1.0:
+        raise UserError("guidance needs a conditional model; this one is unconditional")
     if cond_image is None and c.cond_channels:
         raise UserError("this model is conditioned on an image: give one")
     if cond_image is not None and not c.cond_channels:
         raise UserError("this model takes no conditioning image")
-    if cond_image is not None and tuple(cond_image.shape) != (
-        num,
-        c.cond_channels,
-        c.image_size,
-        c.image_size,
-    ):
-        raise UserError(
-            f"conditioning images must be {num}×{c.cond_channels}×{c.image_size}×{c.image_size}, "
-            f"got {'×'.join(map(str, cond_image.shape))}"
-        )
-
-
-def _denoiser(loaded: LoadedModel, precision: str, labels, scale: float, cond: torch.Tensor | None = None):
-    """The model as a denoiser: unconditional (no labels, or the "no label" index), or guided;
-    ``cond`` is the conditioning image of an image-conditional model."""
-    model = loaded.model
-    extra = {} if cond is None else {"cond_image": cond}
-    if labels is None:
-        return model_denoiser(model, precision, **extra)
-    labels = labels.to(next(model.parameters()).device)
-    if scale == 1.0 or bool((labels == model.null_class).all()):
-        return model_denoiser(model, precision, class_labels=labels, **extra)
-    null = torch.full_like(labels, model.null_class)
-    pair = model_pair_denoiser(
-        model, {"class_labels": labels, **extra}, {"class_labels": null, **extra}, precision
-    )
-    return guided_denoiser(pair, scale)
+    if cond_image is not None:
+        want = (num, c.cond_channels, c.image_size, c.image_size)
+        if tuple(cond_image.shape) != want:
+            got = "×".join(map(str, cond_image.shape))
+            raise UserError(f"conditioning images must be {'×'.join(map(str, want))}, got {got}")
+        inputs.shared["cond_image"] = cond_image
+    return inputs, guided

@@ -15,18 +15,31 @@ ImageCondition = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass
-class Conditioning:
-    """Per-image class labels (N,) of a training set and/or an image made from each batch.
+class TextContext:
+    """Token states (N, T, D) and padding masks (N, T) of every training caption, and those of the
+    empty caption, which stands for "no caption" under classifier-free guidance."""
 
-    Each batch replaces a label by the "no label" index with probability ``drop_prob``, so the one
-    network also learns the unconditional model that classifier-free guidance needs
-    (Ho & Salimans 2022, Alg. 1).
+    states: torch.Tensor
+    mask: torch.Tensor
+    null_states: torch.Tensor
+    null_mask: torch.Tensor
+
+
+@dataclass
+class Conditioning:
+    """Per-image class labels (N,) or caption states of a training set, and/or an image made from
+    each batch.
+
+    Each batch replaces a label (caption) by the "no label" index (the empty caption) with
+    probability ``drop_prob``, so the one network also learns the unconditional model that
+    classifier-free guidance needs (Ho & Salimans 2022, Alg. 1).
     """
 
     labels: torch.Tensor | None = None
     num_classes: int = 0
     drop_prob: float = 0.0
     image: ImageCondition | None = None
+    text: TextContext | None = None
 
     def __post_init__(self) -> None:
         if self.num_classes and self.labels is None:
@@ -57,4 +70,10 @@ class Conditioning:
             drop = torch.rand(len(labels), generator=generator) < self.drop_prob
             labels[drop] = self.num_classes
             out["class_labels"] = labels.to(device)
+        if self.text is not None:
+            t = self.text
+            drop = (torch.rand(len(idx), generator=generator) < self.drop_prob)[:, None]
+            states = torch.where(drop[..., None], t.null_states, t.states[idx])
+            mask = torch.where(drop, t.null_mask, t.mask[idx])
+            out["context"], out["context_mask"] = states.to(device), mask.to(device)
         return out

@@ -29,8 +29,8 @@ def preview(
     """(images, images per row) of a preview grid.
 
     Unconditional: one sample per noise. Class-conditional: classes 0, 1, … along each row, with the
-    configured guidance. Image-conditional: (condition, sample, truth) triplets for the first training
-    images.
+    configured guidance. Text-conditional: the first training captions, guided. Image-conditional:
+    (condition, sample, truth) triplets for the first training images.
     """
     device = noise.device
     kwargs, nrow = {}, None
@@ -39,6 +39,16 @@ def preview(
         cond = conditioning.image(truth, torch.Generator().manual_seed(seed + 3)).to(device)
         kwargs["cond_image"] = cond
     denoise = model_denoiser(model, precision, channels_last, **kwargs)
+    if conditioning.text is not None:
+        t, n = conditioning.text, len(noise)
+        cond = {"context": t.states[:n].to(device), "context_mask": t.mask[:n].to(device), **kwargs}
+        null = {
+            "context": t.null_states.expand(n, -1, -1).to(device),
+            "context_mask": t.null_mask.expand(n, -1).to(device),
+            **kwargs,
+        }
+        pair = model_pair_denoiser(model, cond, null, precision, channels_last)
+        denoise = guided_denoiser(pair, sampler.guidance)
     if conditioning.active:
         c = conditioning.num_classes
         labels = torch.arange(len(noise), device=device) % c

@@ -8,7 +8,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,7 +32,7 @@ from ddpm.training.checkpoint import (
     read_meta,
     read_tensors,
 )
-from ddpm.training.conditioning import Conditioning
+from ddpm.training.conditioning import Conditioning, TextContext
 from ddpm.training.config import TrainConfig, learning_rate
 from ddpm.training.ema import EMA
 from ddpm.training.objective import diffusion_loss
@@ -52,6 +52,7 @@ class TrainingRun:
     sample: SamplerConfig
     full_config: dict
     class_names: tuple[str, ...] = ()
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +109,7 @@ def train(
     *,
     labels: torch.Tensor | None = None,
     image_condition=None,
+    text: TextContext | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
@@ -116,7 +118,8 @@ def train(
     With ``model.num_classes`` > 0 it learns p(x | label) from ``labels`` (N,), dropping each
     label with probability ``train.cond_drop_prob`` to learn p(x) as well (classifier-free guidance).
     With ``image_condition(x0, generator)`` each batch is also conditioned on an image made from it
-    (concatenated to x_t; ``model.cond_channels`` must match).
+    (concatenated to x_t; ``model.cond_channels`` must match). With ``text`` (caption token states,
+    ``model.context_dim`` wide) the network cross-attends to each image's caption.
 
     ``out_dir`` receives ``checkpoints/``, ``samples/`` (periodic grids from the EMA weights),
     ``log.jsonl`` and ``config.json``. With ``resume`` the newest checkpoint is loaded and the
@@ -126,8 +129,14 @@ def train(
     tc = run.train
     _check_images(images, run.model)
     conditioning = Conditioning(
-        labels if run.model.num_classes else None, run.model.num_classes, tc.cond_drop_prob, image_condition
+        labels if run.model.num_classes else None,
+        run.model.num_classes,
+        tc.cond_drop_prob,
+        image_condition,
+        text,
     )
+    if (text is None) != (run.model.context_dim == 0):
+        raise UserError("model.context_dim must be set exactly when the data set has captions")
     if (image_condition is None) != (run.model.cond_channels == 0):
         raise UserError(
             "model.cond_channels must be set exactly when the data set defines a conditioning task"
@@ -213,6 +222,7 @@ class _Loop:
             "kind": "training",
             "config": self.spec.full_config,
             "class_names": list(self.spec.class_names),
+            **self.spec.metadata,
             "state": {
                 "step": self.step,
                 "images_seen": self.step * self.tc.batch_size,
