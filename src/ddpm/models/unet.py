@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from ddpm.models.blocks import Attention, Downsample, ResBlock, Upsample, group_norm
@@ -94,6 +95,7 @@ class UNet(nn.Module):
     def __init__(self, config: UNetConfig):
         super().__init__()
         self.config = c = config
+        self.gradient_checkpointing = False  # recompute each layer in the backward pass (saves memory)
         ch = c.base_channels
         emb_dim = 4 * ch
         self.time_embed = TimestepEmbedding(ch, emb_dim)
@@ -148,6 +150,11 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
 
+    def _run_layer(self, layer, *args):
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return _checkpointed(layer, *args)
+        return layer(*args)
+
     @property
     def null_class(self) -> int:
         """The label index meaning "no label" (classifier-free guidance's unconditional branch)."""
@@ -179,19 +186,24 @@ class UNet(nn.Module):
         if (context is None) != (c.context_dim == 0):
             raise ValueError("context must be given exactly when the model has context_dim > 0")
 
+        run = self._run_layer
         h = self.in_conv(x)
         skips = [h]
         for block in self.down:
-            h = block(h) if isinstance(block, Downsample) else block(h, emb, context, context_mask)
+            h = block(h) if isinstance(block, Downsample) else run(block, h, emb, context, context_mask)
             skips.append(h)
         for block in self.mid:
-            h = block(h, emb, context, context_mask)
+            h = run(block, h, emb, context, context_mask)
         for block in self.up:
             if isinstance(block, Upsample):
                 h = block(h)
             else:
-                h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
+                h = run(block, torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
         return self.out_conv(torch.nn.functional.silu(self.out_norm(h)))
+
+
+def _checkpointed(layer, *args):
+    return torch.utils.checkpoint.checkpoint(layer, *args, use_reentrant=False)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,7 +15,13 @@ class TrainConfig:
     """How to train: Algorithm 1 with AdamW, warm-up, clipping and EMA, plus bookkeeping."""
 
     steps: int = field(default=10_000, metadata={"help": "optimiser steps in total"})
-    batch_size: int = field(default=64, metadata={"help": "images per step"})
+    batch_size: int = field(default=64, metadata={"help": "images per optimiser step, over all processes"})
+    grad_accum_steps: int = field(
+        default=1, metadata={"help": "micro-batches per step (same result, less memory)"}
+    )
+    grad_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in the backward pass (less memory)"}
+    )
     lr: float = field(default=2e-4, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = field(default=100, metadata={"help": "linear learning-rate warm-up steps"})
     lr_schedule: str = field(default="constant", metadata={"help": "after warm-up: constant or cosine"})
@@ -48,7 +54,15 @@ class TrainConfig:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose constant or cosine")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_num", "sample_steps"):
+        for name in (
+            "steps",
+            "batch_size",
+            "grad_accum_steps",
+            "log_every",
+            "checkpoint_every",
+            "sample_num",
+            "sample_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1")
         if self.lr <= 0 or self.grad_clip < 0 or self.warmup_steps < 0:

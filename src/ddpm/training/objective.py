@@ -13,6 +13,30 @@ def sample_timesteps(batch_size: int, num_timesteps: int, generator: torch.Gener
     return torch.randint(0, num_timesteps, (batch_size,), generator=generator).to(device)
 
 
+def training_noise(x0: torch.Tensor, num_timesteps: int, generator: torch.Generator):
+    """The random draws of Algorithm 1 for a batch: (t ~ U, ε ~ N(0, I)), from ``generator`` on the CPU
+    (so runs are reproducible, and a batch split across processes draws exactly what one process would)."""
+    t = sample_timesteps(x0.shape[0], num_timesteps, generator, x0.device)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+    return t, eps
+
+
+def denoising_loss(
+    model_output_fn,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    eps: torch.Tensor,
+    schedule: NoiseSchedule,
+    prediction_type: str = "eps",
+) -> torch.Tensor:
+    """‖target − f_θ(x_t, t)‖² with x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε, averaged over pixels and batch
+    (L_simple, DDPM eq. 14); the target is ε, x_0 or v."""
+    xt = q_sample(x0, t, schedule, eps)
+    target = training_target(x0, eps, t, schedule, prediction_type)
+    out = model_output_fn(xt, t)
+    return torch.nn.functional.mse_loss(out.float(), target.float())
+
+
 def diffusion_loss(
     model_output_fn,
     x0: torch.Tensor,
@@ -23,12 +47,7 @@ def diffusion_loss(
     """DDPM Algorithm 1: t ~ U, ε ~ N(0, I), x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε, loss ‖ε − ε_θ(x_t, t)‖².
 
     ``model_output_fn(x_t, t)`` is the network; with ``prediction_type`` x0 or v the regression
-    target is x_0 or v instead of ε. The squared error is averaged over pixels and batch (L_simple,
-    DDPM eq. 14). Random draws come from ``generator`` (on the CPU, so runs are reproducible).
+    target is x_0 or v instead of ε (see :func:`denoising_loss`).
     """
-    t = sample_timesteps(x0.shape[0], schedule.num_timesteps, generator, x0.device)
-    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
-    xt = q_sample(x0, t, schedule, eps)
-    target = training_target(x0, eps, t, schedule, prediction_type)
-    out = model_output_fn(xt, t)
-    return torch.nn.functional.mse_loss(out.float(), target.float())
+    t, eps = training_noise(x0, schedule.num_timesteps, generator)
+    return denoising_loss(model_output_fn, x0, t, eps, schedule, prediction_type)

@@ -34,8 +34,11 @@ from ddpm.training.checkpoint import (
 )
 from ddpm.training.conditioning import Conditioning, TextContext
 from ddpm.training.config import TrainConfig, learning_rate
+from ddpm.training.distributed import mean_over_ranks, topology_from_env
+from ddpm.training.distributed import start as start_distributed
+from ddpm.training.distributed import stop as stop_distributed
 from ddpm.training.ema import EMA
-from ddpm.training.objective import diffusion_loss
+from ddpm.training.objective import denoising_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
 
 RESUMABLE_SECTIONS = ("train", "sample")
@@ -69,7 +72,9 @@ class _Logger:
     def __init__(self, path: Path):
         self.path = path
 
-    def write(self, record: dict) -> None:
+    def write_if(self, condition: bool, record: dict) -> None:
+        if not condition:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -151,13 +156,25 @@ def train(
     if resume and latest is None:
         raise UserError(f"nothing to resume: {out} has no checkpoint; drop --resume to start a new run")
     set_threads(tc.num_threads)
+    topology = topology_from_env()
     device = resolve_device(tc.device)
+    if topology.distributed and device.type == "cuda":
+        device = torch.device("cuda", topology.local_rank)
+    if tc.batch_size % (topology.world * tc.grad_accum_steps):
+        raise UserError(
+            f"train.batch_size {tc.batch_size} must divide into {topology.world} process(es) × "
+            f"{tc.grad_accum_steps} accumulation step(s)"
+        )
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), _sigterm_as_interrupt():
-        torch.manual_seed(tc.seed)  # weight init and dropout use the (forked) global generator
-        return _Loop(
-            run, images, conditioning, out, checkpoints, device, latest if resume else None, progress
-        ).fit()
+    start_distributed(topology, device)
+    try:
+        with torch.random.fork_rng(devices=devices), _sigterm_as_interrupt():
+            # weight init (rank 0's is broadcast by DDP) and dropout use the forked global generator
+            torch.manual_seed(tc.seed + topology.rank)
+            resume_from = latest if resume else None
+            return _Loop(run, images, conditioning, out, checkpoints, device, resume_from, progress).fit()
+    finally:
+        stop_distributed()
 
 
 class _Loop:
@@ -170,7 +187,9 @@ class _Loop:
         model = UNet(run.model).to(device)
         if self.tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        model.gradient_checkpointing = self.tc.grad_checkpointing
         self.model = model
+        self.topology = topology_from_env()
         self.ema = EMA(model, self.tc.ema_decay)
         self.opt = torch.optim.AdamW(
             model.parameters(),
@@ -182,9 +201,14 @@ class _Loop:
         self.step, self.elapsed, self.last_saved = 0, 0.0, -1
         if resume_from is not None:
             self._load(resume_from)
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(run.full_config, indent=2) + "\n")
+        if self.topology.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out / "config.json", json.dumps(run.full_config, indent=2) + "\n")
         self.log = _Logger(out / "log.jsonl")
+        self.train_model = model
+        if self.topology.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            self.train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         shape = (self.tc.sample_num, run.model.in_channels, run.model.image_size, run.model.image_size)
         self.grid_noise = torch.randn(shape, generator=torch.Generator().manual_seed(self.tc.seed + 1))
 
@@ -217,6 +241,9 @@ class _Loop:
         self.last_saved = self.step
 
     def _save(self) -> Path:
+        if not self.topology.is_main:  # rank 0 writes; the weights are the same everywhere
+            self.last_saved = self.step
+            return self.checkpoints.path(self.step)
         opt_tensors, groups = optimizer_to_tensors(self.opt.state_dict())
         meta = {
             "kind": "training",
@@ -243,30 +270,54 @@ class _Loop:
         return path
 
     # -- one step --------------------------------------------------------------------------------
-    def _batch(self) -> tuple[torch.Tensor, dict]:
+    def _batch(self):
+        """This rank's share of global batch ``step``: (x0, t, ε, conditioning inputs).
+
+        Every draw is made for the whole global batch, then sliced, so N processes (and any
+        accumulation) see exactly the images, noise and label drops that one process would.
+        """
         idx = batch_indices(len(self.images), self.tc.batch_size, self.step, self.tc.seed)
         x0 = to_model_range(self.images[idx])
         if self.tc.hflip:
             flip = torch.rand(len(x0), generator=self.gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        x0 = x0.to(self.device)
+        cond = self.conditioning.batch(idx, x0, self.gen, self.device)
+        t, eps = training_noise(x0, self.schedule.num_timesteps, self.gen)
+        share = self.topology.share(len(x0))
+        x0 = x0[share].to(self.device)
         x0 = x0.contiguous(memory_format=torch.channels_last) if self.tc.channels_last else x0
-        return x0, self.conditioning.batch(idx, x0, self.gen, self.device)
+        return (
+            x0,
+            t[share].to(self.device),
+            eps[share].to(self.device),
+            {k: v[share] for k, v in cond.items()},
+        )
 
     def _train_step(self) -> tuple[float, float]:
         lr = learning_rate(self.tc, self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        x0, cond = self._batch()
-        with autocast(self.precision, self.device):
-            loss = diffusion_loss(
-                lambda xt, t: self.model(xt, t, **cond),
-                x0,
-                self.schedule,
-                self.gen,
-                self.spec.diffusion.prediction_type,
-            )
-        value = float(loss.detach())
+        x0, t, eps, cond = self._batch()
+        self.opt.zero_grad(set_to_none=True)
+        n, parts = len(x0), self.tc.grad_accum_steps
+        value = 0.0
+        for j, part in enumerate(torch.arange(n).chunk(parts)):
+            sync = contextlib.nullcontext()
+            if self.topology.distributed and j < parts - 1:
+                sync = self.train_model.no_sync()  # average gradients once, after the last micro-batch
+            c = {k: v[part] for k, v in cond.items()}
+            with sync, autocast(self.precision, self.device):
+                loss = denoising_loss(
+                    lambda xt, tt, c=c: self.train_model(xt, tt, **c),
+                    x0[part],
+                    t[part],
+                    eps[part],
+                    self.schedule,
+                    self.spec.diffusion.prediction_type,
+                )
+                (loss * len(part) / n).backward()
+            value += float(loss.detach()) * len(part) / n
+        value = mean_over_ranks(value, self.topology, self.device)
         if not math.isfinite(value):
             where = (
                 f"the last checkpoint, step {self.last_saved}, is kept"
@@ -277,8 +328,6 @@ class _Loop:
                 f"loss became {value} at step {self.step}: training diverged ({where}); "
                 "lower --train.lr, raise --train.warmup_steps or use --train.precision fp32"
             )
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
         norm = 0.0
         if self.tc.grad_clip > 0:
             norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip))
@@ -288,6 +337,8 @@ class _Loop:
         return value, norm
 
     def _sample_grid(self) -> None:
+        if not self.topology.is_main:
+            return
         x, nrow = preview(
             self.ema.model,
             self.schedule,
@@ -307,7 +358,9 @@ class _Loop:
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         tc = self.tc
-        bar = progress_bar(total=tc.steps, initial=self.step, desc="train", enabled=self.progress)
+        bar = progress_bar(
+            total=tc.steps, initial=self.step, desc="train", enabled=self.progress and self.topology.is_main
+        )
         window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
         smooth, loss = None, float("nan")
         deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else None
@@ -323,7 +376,8 @@ class _Loop:
                 bar.set_postfix(loss=f"{smooth:.4f}", img_s=f"{tc.batch_size / dt:.0f}")
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     now = time.perf_counter()
-                    self.log.write(
+                    self.log.write_if(
+                        self.topology.is_main,
                         {
                             "step": self.step,
                             "loss": window_loss / window_n,
@@ -331,7 +385,7 @@ class _Loop:
                             "grad_norm": norm,
                             "images_per_second": window_n * tc.batch_size / (now - window_t),
                             "elapsed_seconds": round(self.elapsed, 2),
-                        }
+                        },
                     )
                     window_loss, window_n, window_t = 0.0, 0, now
                 if tc.sample_every and self.step % tc.sample_every == 0:
