@@ -56,7 +56,7 @@ def generate(
     frames: int = 40,
     progress: bool = True,
 ) -> Generation:
-    """Draw ``num`` samples; ``seed`` fixes everything (same seed, same images, any batch size).
+    """Draw ``num`` samples; ``seed`` fixes everything (same seed and batch size, same images).
 
     Each image's starting noise and sampler noise come from a generator seeded by (seed, batch);
     ``animate`` > 0 records about ``frames`` frames of the first ``animate`` images (x_t over time).
