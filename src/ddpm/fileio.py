@@ -50,3 +50,13 @@ def cache_dir() -> Path:
     """Where built data sets, trained evaluation networks and cached features live:
     ``$DDPM_CACHE``, default ``~/.cache/ddpm``."""
     return Path(os.environ.get("DDPM_CACHE", Path.home() / ".cache" / "ddpm"))
+
+
+def installed_package_dir(module: str) -> Path | None:
+    """The folder of an installed package, found without importing it (None if absent)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])

