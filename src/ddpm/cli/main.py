@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ddpm import __version__
-from ddpm.cli import data, evaluate, export, info, sample, samplers, train
+from ddpm.cli import data, evaluate, export, info, restore, sample, samplers, train
 from ddpm.errors import UserError
 
-COMMANDS = (train, sample, samplers, evaluate, info, export, data)
+COMMANDS = (train, sample, samplers, restore, evaluate, info, export, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

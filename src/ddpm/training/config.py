@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ddpm.runtime import PRECISIONS
 
 LR_SCHEDULES = ("constant", "cosine")
+OBJECTIVES = ("diffusion", "regression")
 
 
 @dataclass
@@ -15,6 +16,10 @@ class TrainConfig:
     """How to train: Algorithm 1 with AdamW, warm-up, clipping and EMA, plus bookkeeping."""
 
     steps: int = field(default=10_000, metadata={"help": "optimiser steps in total"})
+    objective: str = field(
+        default="diffusion",
+        metadata={"help": "diffusion (Algorithm 1), or regression: predict x from the condition in one pass"},
+    )
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step, over all processes"})
     grad_accum_steps: int = field(
         default=1, metadata={"help": "micro-batches per step (same result, less memory)"}
@@ -50,6 +55,8 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose diffusion or regression")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose constant or cosine")
         if self.precision not in PRECISIONS:

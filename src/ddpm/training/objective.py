@@ -51,3 +51,10 @@ def diffusion_loss(
     """
     t, eps = training_noise(x0, schedule.num_timesteps, generator)
     return denoising_loss(model_output_fn, x0, t, eps, schedule, prediction_type)
+
+
+def regression_loss(model_output_fn, x0: torch.Tensor) -> torch.Tensor:
+    """The non-diffusion baseline: ‖x_0 − f_θ(0, 0 | y)‖², the same network asked for x directly from
+    its conditioning input y in one pass (it converges to E[x | y], the blurry conditional mean)."""
+    out = model_output_fn(torch.zeros_like(x0), torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device))
+    return torch.nn.functional.mse_loss(out.float(), x0.float())

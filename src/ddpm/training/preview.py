@@ -25,6 +25,7 @@ def preview(
     seed: int,
     precision: str = "fp32",
     channels_last: bool = False,
+    regression: bool = False,
 ) -> tuple[torch.Tensor, int | None]:
     """(images, images per row) of a preview grid.
 

@@ -43,7 +43,7 @@ from ddpm.training.distributed import mean_over_ranks, topology_from_env
 from ddpm.training.distributed import start as start_distributed
 from ddpm.training.distributed import stop as stop_distributed
 from ddpm.training.ema import EMA
-from ddpm.training.objective import denoising_loss, training_noise
+from ddpm.training.objective import denoising_loss, regression_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
 
 RESUMABLE_SECTIONS = ("train", "sample")
@@ -130,6 +130,8 @@ def train(
     )
     if (text is None) != (run.model.context_dim == 0):
         raise UserError("model.context_dim must be set exactly when the data set has captions")
+    if tc.objective == "regression" and image_condition is None:
+        raise UserError("train.objective regression predicts x from a condition; set data.task")
     if (image_condition is None) != (run.model.cond_channels == 0):
         raise UserError(
             "model.cond_channels must be set exactly when the data set defines a conditioning task"
@@ -295,14 +297,18 @@ class _Loop:
                 sync = self.train_model.no_sync()  # average gradients once, after the last micro-batch
             c = {k: v[part] for k, v in cond.items()}
             with sync, autocast(self.precision, self.device):
-                loss = denoising_loss(
-                    lambda xt, tt, c=c: self.train_model(xt, tt, **c),
-                    x0[part],
-                    t[part],
-                    eps[part],
-                    self.schedule,
-                    self.spec.diffusion.prediction_type,
-                )
+                model_fn = lambda xt, tt, c=c: self.train_model(xt, tt, **c)  # noqa: E731
+                if self.tc.objective == "regression":
+                    loss = regression_loss(model_fn, x0[part])
+                else:
+                    loss = denoising_loss(
+                        model_fn,
+                        x0[part],
+                        t[part],
+                        eps[part],
+                        self.schedule,
+                        self.spec.diffusion.prediction_type,
+                    )
                 (loss * len(part) / n).backward()
             value += float(loss.detach()) * len(part) / n
         value = mean_over_ranks(value, self.topology, self.device)
@@ -338,6 +344,7 @@ class _Loop:
             self.tc.seed + 2,
             self.precision,
             self.tc.channels_last,
+            regression=self.tc.objective == "regression",
         )
         scale = max(1, 128 // self.spec.model.image_size)
         path = self.out / "samples" / f"step-{self.step:07d}.png"
