@@ -21,7 +21,7 @@ def test_the_condition_steers_the_sample(sr_run):
     """Samples given a digit's low-resolution version land near that digit, not near others."""
     loaded = load_model(sr_run)
     truth = to_model_range(load_digits(16).images[-64:])  # the last digits; training saw them too
-    cond = task_condition("sr2")(truth, torch.Generator().manual_seed(0))
+    cond = task_condition("sr2")(truth, torch.Generator().manual_seed(0))["cond_image"]
     x = generate(loaded, 64, seed=0, cond_image=cond, progress=False).images
     own = ((x - truth) ** 2).flatten(1).mean(1)
     other = ((x - truth.roll(1, 0)) ** 2).flatten(1).mean(1)

@@ -113,3 +113,31 @@ def test_regression_baseline_trains_and_restores_in_one_pass(tmp_path):
         == 0
     )
     assert Image.open(tmp_path / "x.png").size == (16, 16)
+
+
+def test_cascade_through_the_cli(tmp_path, capsys):
+    base, sr = tmp_path / "base", tmp_path / "sr"
+    assert main(["train", "--config", "digits-base8-tiny", "--out", str(base), *FAST]) == 0
+    assert main(["train", "--config", "digits-sr16-aug-tiny", "--out", str(sr), *FAST]) == 0
+    out = tmp_path / "cascade.png"
+    args = ["sample", "--cascade", str(base), str(sr), "--num", "4", "--steps", "10", "--no-progress"]
+    assert main([*args, "--out", str(out), "--scale", "1", "--nrow", "4"]) == 0
+    assert Image.open(out).size == (4 * 18 + 2, 18 + 2)  # 16-px images with 2-px padding
+    capsys.readouterr()
+    assert main(["sample", "--cascade", str(sr), str(base), "--out", str(out)]) == 2
+    assert "super-resolution" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "digits-sr16-aug-tiny",
+                "--out",
+                str(tmp_path / "x"),
+                "--model.aug_level",
+                "false",
+            ]
+        )
+        == 2
+    )
+    assert "go together" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ddpm.data.dataset import ImageDataset
-from ddpm.data.degradations import TASKS, condition_channels, degrade, network_condition
+from ddpm.data.degradations import TASKS, augment_condition, condition_channels, degrade, network_condition
 from ddpm.data.digits import load_digits
 from ddpm.data.emoji import default_emoji_dir, load_emoji
 from ddpm.data.faces import STYLES as FACE_STYLES
@@ -37,6 +37,9 @@ class DataConfig:
         default="none",
         metadata={"help": f"image-to-image task making the conditioning image: {', '.join(TASKS)}"},
     )
+    cond_augment: float = field(
+        default=0.0, metadata={"help": "max noise level of Gaussian conditioning augmentation (cascades)"}
+    )
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -45,13 +48,18 @@ class DataConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
-def task_condition(task: str):
-    """``make(x0, generator) -> cond_image`` for a task (None for "none"): y, plus the mask if any."""
+def task_condition(task: str, augment: float = 0.0):
+    """``make(x0, generator) -> model inputs`` for a task (None for "none"): ``cond_image`` = y (plus
+    the mask if any), and with ``augment`` > 0 y noised at a random level, given as ``aug_level``."""
     if task == "none":
         return None
 
     def make(x0, generator):
-        return network_condition(*degrade(task, x0, generator))
+        y, mask = degrade(task, x0, generator)
+        if augment <= 0:
+            return {"cond_image": network_condition(y, mask)}
+        y, level = augment_condition(y, augment, generator)
+        return {"cond_image": network_condition(y, mask), "aug_level": level}
 
     return make
 

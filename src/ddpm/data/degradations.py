@@ -164,3 +164,20 @@ def condition_channels(task: str, image_channels: int) -> int:
 def network_condition(y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """What is concatenated to x_t: y, plus the mask as one more channel for masked tasks."""
     return y if mask is None else torch.cat([y, mask], dim=1)
+
+
+def augment_condition(
+    y: torch.Tensor, max_level: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian conditioning augmentation (Ho et al. 2022, Cascaded Diffusion Models §3.2): with
+    s ~ U[0, max_level] per image, y_s = √(1 − s²) y + s ε. The SR stage learns to expect imperfect
+    low-resolution inputs, as a base model's samples are; s is returned for the network to see."""
+    s = torch.rand(len(y), generator=generator) * max_level
+    eps = torch.randn(y.shape, generator=generator)
+    return noise_condition(y, s, eps), s
+
+
+def noise_condition(y: torch.Tensor, level: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """y_s = √(1 − s²) y + s ε at per-image levels s (B,)."""
+    s = level.to(y)[:, None, None, None]
+    return (1 - s**2).sqrt() * y + s * eps.to(y)

@@ -8,7 +8,9 @@ Conditioning (each off unless configured):
 - ``class_labels`` (B,) int: a learned class embedding added to the timestep embedding;
 - ``cond_image`` (B, cond_channels, H, W): concatenated to x_t along channels;
 - ``context`` (B, L, context_dim) with ``context_mask`` (B, L): cross-attention at every
-  attention resolution.
+  attention resolution;
+- ``aug_level`` (B,) in [0, 1]: how much noise was added to ``cond_image`` (Gaussian conditioning
+  augmentation of cascaded diffusion), embedded like a timestep.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class UNetConfig:
         default=0, metadata={"help": "class labels for conditioning (plus a learned 'no label'); 0 = none"}
     )
     context_dim: int = field(default=0, metadata={"help": "width of a cross-attention context; 0 = none"})
+    aug_level: bool = field(
+        default=False,
+        metadata={"help": "take the noise level of an augmented conditioning image (cascade SR stages)"},
+    )
 
     def __post_init__(self) -> None:
         self.channel_mult = tuple(self.channel_mult)
@@ -101,6 +107,8 @@ class UNet(nn.Module):
         self.time_embed = TimestepEmbedding(ch, emb_dim)
         # index num_classes is the learned "no label" embedding used by classifier-free guidance
         self.class_embed = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
+        # the noise level s ∈ [0, 1] of an augmented conditioning image, embedded like a timestep
+        self.aug_embed = TimestepEmbedding(ch, emb_dim) if c.aug_level else None
 
         def layer(in_ch: int, out_ch: int, res: int) -> UNetLayer:
             attn = res in c.attention_resolutions
@@ -169,6 +177,7 @@ class UNet(nn.Module):
         cond_image: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
+        aug_level: torch.Tensor | None = None,
     ) -> torch.Tensor:
         c = self.config
         t = torch.as_tensor(t, device=x.device)
@@ -179,6 +188,10 @@ class UNet(nn.Module):
             raise ValueError("class_labels must be given exactly when the model has num_classes > 0")
         if self.class_embed is not None:
             emb = emb + self.class_embed(class_labels)
+        if (aug_level is None) != (self.aug_embed is None):
+            raise ValueError("aug_level must be given exactly when the model has aug_level = true")
+        if self.aug_embed is not None:
+            emb = emb + self.aug_embed(aug_level * 1000)
         if (cond_image is None) != (c.cond_channels == 0):
             raise ValueError("cond_image must be given exactly when the model has cond_channels > 0")
         if cond_image is not None:

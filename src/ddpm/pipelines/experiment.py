@@ -74,6 +74,8 @@ def run_training(
         raise UserError(
             f"model.num_classes = {config.model.num_classes} but {dataset.name} has {len(names)} classes"
         )
+    if (config.data.cond_augment > 0) != config.model.aug_level:
+        raise UserError("data.cond_augment > 0 and model.aug_level = true go together (cascade SR stages)")
     need = condition_channels(config.data.task, config.model.in_channels)
     if config.model.cond_channels != need:
         raise UserError(
@@ -91,7 +93,7 @@ def run_training(
         dataset.images,
         out_dir,
         labels=dataset.labels,
-        image_condition=task_condition(config.data.task),
+        image_condition=task_condition(config.data.task, config.data.cond_augment),
         text=text,
         resume=resume,
         progress=progress,

@@ -52,6 +52,7 @@ def generate(
     prompts: list[str] | None = None,
     guidance: float | None = None,
     cond_image: torch.Tensor | None = None,
+    aug_level: float | None = None,
     animate: int = 0,
     frames: int = 40,
     progress: bool = True,
@@ -63,13 +64,18 @@ def generate(
     A class-conditional model takes ``class_labels``, a text-conditional one ``prompts`` (both cycled
     over the images); ``guidance`` is the classifier-free guidance scale (default: the model's), and
     without labels or prompts the unconditional model is sampled. An image-conditional model needs
-    ``cond_image`` (num, cond_channels, H, W) in [−1, 1], e.g. from :func:`ddpm.data.task_condition`.
+    ``cond_image`` (num, cond_channels, H, W) in [−1, 1], e.g. from :func:`ddpm.data.task_condition`;
+    a cascade SR stage also takes the noise level ``aug_level`` the image was augmented with (default 0).
     """
     sampler = sampler or loaded.config.sample
     c = loaded.config.model
     device = next(loaded.model.parameters()).device
     precision = resolve_precision(precision, device)
     inputs, guided = _inputs(loaded, num, class_labels, prompts, guidance, cond_image)
+    if c.aug_level:
+        inputs.shared["aug_level"] = torch.full((num,), float(aug_level or 0.0))
+    elif aug_level is not None:
+        raise UserError("this model takes no augmentation level (it is not a cascade SR stage)")
     scale = sampler.guidance if guidance is None else guidance
     steps = sampler.steps or loaded.schedule.num_timesteps
     out, recorder = [], None

@@ -9,9 +9,10 @@ import torch
 
 from ddpm.errors import UserError
 
-ImageCondition = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-"""``make(x0, generator) -> cond_image``: the image a batch is conditioned on, made from the batch
-(a degradation: low resolution, masked, grey, JPEG…), concatenated to x_t by the network."""
+ImageCondition = Callable[[torch.Tensor, torch.Generator], dict]
+"""``make(x0, generator) -> {"cond_image": …[, "aug_level": …]}``: the image a batch is conditioned on,
+made from the batch (a degradation: low resolution, masked, grey, JPEG…), concatenated to x_t by the
+network, and the noise level it was augmented with, if any."""
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Conditioning:
         """Model keyword arguments for the images ``idx`` (batch ``x0``), labels dropped at the set rate."""
         out = {}
         if self.image is not None:
-            out["cond_image"] = self.image(x0, generator).to(device)
+            out.update({k: v.to(device) for k, v in self.image(x0, generator).items()})
         if self.active:
             labels = self.labels[idx].clone()
             drop = torch.rand(len(labels), generator=generator) < self.drop_prob

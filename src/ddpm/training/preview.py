@@ -37,8 +37,11 @@ def preview(
     kwargs, nrow = {}, None
     if conditioning.image is not None:
         truth = to_model_range(images[: len(noise)]).to(device)
-        cond = conditioning.image(truth, torch.Generator().manual_seed(seed + 3)).to(device)
-        kwargs["cond_image"] = cond
+        kwargs = {
+            k: v.to(device)
+            for k, v in conditioning.image(truth, torch.Generator().manual_seed(seed + 3)).items()
+        }
+        cond = kwargs["cond_image"]
     denoise = model_denoiser(model, precision, channels_last, **kwargs)
     if conditioning.text is not None:
         t, n = conditioning.text, len(noise)
