@@ -55,7 +55,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="fashion-mnist")
     p.add_argument("--num", type=int, default=300)
-    p.add_argument("--nfe", default="5,10,20,50,100")
+    p.add_argument("--nfe", default="5,10,20,50")
+    p.add_argument("--nfe-extra", default="100", help="also these NFE for --extra-samplers")
+    p.add_argument("--extra-samplers", default="ddim,dpm++2m,unipc-bh2,ancestral")
     p.add_argument("--samplers", default=",".join(s for s in SAMPLERS if s != "ancestral") + ",ancestral")
     p.add_argument("--baseline-steps", type=int, default=1000)
     p.add_argument("--fid-num", type=int, default=0, help="also FID with this many images (0 = off)")
@@ -75,6 +77,8 @@ def main() -> None:
             [("ddim η=0", name, 0.0), ("ddim η=1", name, 1.0)] if name == "ddim" else [(name, name, 0.0)]
         )
     settings = [(v, n) for v in variants for n in map(int, args.nfe.split(","))]
+    extra = set(args.extra_samplers.split(","))
+    settings += [(v, n) for v in variants if v[1] in extra for n in map(int, args.nfe_extra.split(",")) if n]
     settings.append((("ancestral", "ancestral", 0.0), args.baseline_steps))
     images_by_key = {}
     for (label, name, eta), nfe in settings:
