@@ -7,6 +7,9 @@ classifier recognises with ≥ 90% confidence, and wall time. The floor row is N
 NFE. Writes results/sampler_nfe.{json,md} and results/sampler_nfe.png.
 
     python benchmarks/sampler_nfe.py [--checkpoint fashion-mnist] [--num 300] [--fid-num 300]
+
+On a GPU without the Inception weights, ``--device cuda --save-images sets.npz`` keeps the
+images that FID would measure; ``benchmarks/sampler_nfe_fid.py sets.npz`` measures them later.
 """
 
 from __future__ import annotations
@@ -62,9 +65,11 @@ def main() -> None:
     p.add_argument("--baseline-steps", type=int, default=1000)
     p.add_argument("--fid-num", type=int, default=0, help="also FID with this many images (0 = off)")
     p.add_argument("--batch-size", type=int, default=150)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--save-images", help="write the baseline's and each NFE's best set to this .npz")
     args = p.parse_args()
 
-    loaded = load_model(args.checkpoint, device="cpu")
+    loaded = load_model(args.checkpoint, device=args.device)
     probe = DomainProbe(args.num)
     from ddpm.data import load_fashion_mnist
 
@@ -94,7 +99,7 @@ def main() -> None:
         out, seconds = timed(
             generate, loaded, args.num, seed=0, sampler=config, batch_size=args.batch_size, progress=False
         )
-        images = to_uint8(out.images)
+        images = to_uint8(out.images).cpu()
         row = {
             "sampler": label,
             "nfe": nfe,
@@ -110,18 +115,27 @@ def main() -> None:
             flush=True,
         )
     baseline = next(r for r in rows if r["nfe"] == args.baseline_steps and r["sampler"] == "ancestral")
+    best = {}
+    for r in rows:
+        if r["nfe"] != args.baseline_steps and (
+            r["nfe"] not in best or r["domain_fd"] < best[r["nfe"]]["domain_fd"]
+        ):
+            best[r["nfe"]] = r
+    if args.save_images:
+        import numpy as np
+
+        sets = {
+            f"{r['sampler']}@{r['nfe']}": images_by_key[(r["sampler"], r["nfe"])].numpy()
+            for r in best.values()
+        }
+        sets[f"ancestral@{args.baseline_steps}"] = images_by_key[("ancestral", args.baseline_steps)].numpy()
+        np.savez_compressed(args.save_images, **sets)
     fids = {}
     if args.fid_num:
         from ddpm.eval.inception import InceptionFeatures
 
         net = InceptionFeatures()
         reference = probe.reference[: args.fid_num]
-        best = {}
-        for r in rows:
-            if r["nfe"] != args.baseline_steps and (
-                r["nfe"] not in best or r["domain_fd"] < best[r["nfe"]]["domain_fd"]
-            ):
-                best[r["nfe"]] = r
         for r in [*best.values(), baseline]:
             r["fid"] = fid(images_by_key[(r["sampler"], r["nfe"])][: args.fid_num], reference, net)
             fids[f"{r['sampler']}@{r['nfe']}"] = r["fid"]

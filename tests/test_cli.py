@@ -139,6 +139,21 @@ def test_resume_continues_and_extends(run_dir, tmp_path):
     assert (copy / "checkpoints" / "latest").read_text().strip() == "step-0000045"
 
 
+def test_resume_a_checkpoint_that_predates_a_new_setting(run_dir, tmp_path):
+    """Settings added after a checkpoint was written take their defaults instead of blocking resume."""
+    copy = tmp_path / "run"
+    for path, data in _files(run_dir).items():
+        target = copy / path.relative_to(run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    meta_path = copy / "checkpoints" / "step-0000030" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["model"]["aug_level"], meta["config"]["data"]["task"]
+    meta_path.write_text(json.dumps(meta))
+    assert main(["train", "--out", str(copy), "--resume", "--train.steps", "45", "--no-progress"]) == 0
+    assert (copy / "checkpoints" / "latest").read_text().strip() == "step-0000045"
+
+
 def _error(capsys, argv):
     code = main(argv)
     err = capsys.readouterr().err.strip()
@@ -254,6 +269,19 @@ def test_eval_nll_and_inception_metrics(run_dir, tmp_path, capsys):
     assert "FID" in capsys.readouterr().out
     assert "need a 32×32 Fashion-MNIST" in _error(capsys, ["eval", str(run_dir), "--metrics", "fd-domain"])
     assert "unknown metric" in _error(capsys, ["eval", str(run_dir), "--metrics", "is"])
+
+
+def test_eval_saved_samples_measure_the_same(run_dir, tmp_path, capsys):
+    base = ["eval", str(run_dir), "--metrics", "fid", "--num", "12", "--steps", "10", "--no-progress"]
+    saved, first, second = tmp_path / "s.npz", tmp_path / "a.json", tmp_path / "b.json"
+    assert main([*base, "--save-samples", str(saved), "--out", str(first)]) == 0
+    assert main([*base, "--samples", str(saved), "--out", str(second)]) == 0
+    a, b = (json.loads(p.read_text())["metrics"]["fid"] for p in (first, second))
+    assert a == pytest.approx(b)
+    assert "already exists" in _error(capsys, [*base, "--save-samples", str(saved)])
+    assert "lower --num" in _error(capsys, [*base[:5], "13", *base[6:], "--samples", str(saved)])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert "not a .npz" in _error(capsys, [*base, "--samples", str(tmp_path / "bad.npz")])
 
 
 def test_every_sampler_runs_from_the_command_line(run_dir, tmp_path, capsys):

@@ -46,6 +46,19 @@ def test_domain_classifier_shapes():
     assert model.features(x).shape == (3, 128) and model(x).shape == (3, 10)
 
 
+def test_domain_classifier_loads_from_the_cache_folder(tmp_path, monkeypatch):
+    from ddpm.eval.domain_classifier import VERSION, load_domain_classifier
+    from ddpm.training.checkpoint import write_checkpoint
+
+    model = SmallCNN()
+    write_checkpoint(tmp_path / VERSION, {"model": model.state_dict()}, {"test_accuracy": 0.5})
+    monkeypatch.setenv("DDPM_CACHE", str(tmp_path))
+    loaded = load_domain_classifier(progress=False)
+    x = torch.randn(2, 1, 32, 32)
+    assert loaded.test_accuracy == 0.5 and loaded.path == tmp_path / VERSION
+    assert torch.equal(loaded.features_and_logits(x)[1], model.eval()(x))
+
+
 def test_kid_matches_brute_force_mmd():
     from ddpm.eval.kid import kernel_distance, mmd2_unbiased
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
 
 from ddpm.errors import UserError
-from ddpm.fileio import write_text_atomic
+from ddpm.fileio import atomic_write, write_text_atomic
 from ddpm.pipelines import load_model
 from ddpm.pipelines.evaluate import METRICS, EvalConfig, evaluate
 from ddpm.samplers import SAMPLERS
@@ -41,6 +46,13 @@ def add_parser(sub) -> None:
         choices=("auto", "domain", "inception"),
         help="feature space of precision/recall (default: domain for Fashion-MNIST, else inception)",
     )
+    p.add_argument(
+        "--samples",
+        metavar="NPZ",
+        help="measure these images instead of sampling: a .npz whose array 'images' is N×C×H×W uint8 "
+        "(as --save-samples writes); the first --num are used",
+    )
+    p.add_argument("--save-samples", metavar="NPZ", help="also write the measured samples to this .npz")
     p.add_argument("--out", help="JSON report to write")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=run)
@@ -106,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
         not args.no_progress,
         args.pr_space,
     )
-    report = evaluate(loaded, config)
+    samples = read_samples(args.samples) if args.samples else None
+    if args.save_samples and Path(args.save_samples).exists():
+        raise UserError(f"{args.save_samples} already exists; choose another --save-samples path")
+    save = (lambda images: write_samples(args.save_samples, images)) if args.save_samples else None
+    report = evaluate(loaded, config, samples, on_samples=save)
     rows = [("metric", "model", "floor (real vs real)"), *_rows(report)]
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     for i, r in enumerate(rows):
@@ -123,3 +139,25 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
+
+
+def read_samples(path: str) -> torch.Tensor:
+    """The uint8 image array ``images`` of a .npz file, with a one-line error for anything else."""
+    try:
+        with np.load(path) as data:
+            images = data["images"]
+    except FileNotFoundError:
+        raise UserError(f"samples file {path} not found") from None
+    except (KeyError, ValueError, OSError) as err:
+        raise UserError(
+            f"{path} is not a .npz with an 'images' array ({err}); write one with --save-samples"
+        ) from None
+    return torch.from_numpy(images)
+
+
+def write_samples(path: str, images: torch.Tensor) -> None:
+    """Save uint8 images as a .npz (array ``images``) atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=images.cpu().numpy())
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+    print(f"wrote {path}")

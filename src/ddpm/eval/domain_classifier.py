@@ -16,6 +16,7 @@ from torch import nn
 
 from ddpm.data import load_fashion_mnist
 from ddpm.errors import UserError
+from ddpm.fileio import cache_dir
 from ddpm.imaging import to_model_range
 from ddpm.runtime import progress_bar
 from ddpm.training.checkpoint import read_meta, read_tensors, write_checkpoint
@@ -116,9 +117,10 @@ def train_domain_classifier(
     return model, accuracy
 
 
-def load_domain_classifier(cache_dir: str | Path | None = None, progress: bool = True) -> DomainClassifier:
-    """The cached classifier, trained (a few minutes on 2 CPU cores) and cached on first use."""
-    path = Path(cache_dir or cache_dir()) / VERSION
+def load_domain_classifier(folder: str | Path | None = None, progress: bool = True) -> DomainClassifier:
+    """The classifier cached in ``folder`` (default: the cache folder, $DDPM_CACHE), trained (a
+    few minutes on 2 CPU cores) and cached there on first use."""
+    path = Path(folder or cache_dir()) / VERSION
     if not (path / "checkpoint.json").is_file():
         model, accuracy = train_domain_classifier(progress=progress)
         write_checkpoint(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,8 +108,16 @@ def _class_report(logits: torch.Tensor, names) -> dict:
     }
 
 
-def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
-    """Run the requested metrics; returns a JSON-ready report with protocols, floors and timings."""
+def evaluate(
+    loaded: LoadedModel,
+    config: EvalConfig,
+    samples: torch.Tensor | None = None,
+    on_samples: Callable[[torch.Tensor], None] | None = None,
+) -> dict:
+    """Run the requested metrics; returns a JSON-ready report with protocols, floors and timings.
+
+    The first ``config.num`` of ``samples`` (N×C×H×W uint8) are measured instead of new ones;
+    ``on_samples`` receives whichever images are measured (to save them, say)."""
     want = set(config.metrics)
     data = loaded.config.data
     report: dict = {
@@ -126,21 +135,41 @@ def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
             "fd-domain, classes and domain-space pr need a 32×32 Fashion-MNIST model; use fid, kid or pr"
         )
 
+    if samples is not None:
+        expected = (loaded.config.model.in_channels, loaded.config.model.image_size)
+        if (
+            samples.dtype != torch.uint8
+            or samples.ndim != 4
+            or (samples.shape[1], samples.shape[3]) != expected
+        ):
+            raise UserError(
+                f"samples must be N×{expected[0]}×{expected[1]}×{expected[1]} uint8 images to match "
+                f"the model's data, got {tuple(samples.shape)} {samples.dtype}"
+            )
+        if len(samples) < config.num:
+            raise UserError(f"{len(samples)} samples given but --num is {config.num}; lower --num")
+        samples = samples[: config.num]
     if sample_metrics:
         sampler = config.sampler or loaded.config.sample
-        start = time.perf_counter()
-        fake = to_uint8(
-            generate(
-                loaded,
-                config.num,
-                seed=config.seed,
-                sampler=sampler,
-                batch_size=config.batch_size,
-                progress=config.progress,
-            ).images
-        )
-        timings["sampling"] = time.perf_counter() - start
-        report["sampler"] = vars(sampler)
+        if samples is None:
+            start = time.perf_counter()
+            fake = to_uint8(
+                generate(
+                    loaded,
+                    config.num,
+                    seed=config.seed,
+                    sampler=sampler,
+                    batch_size=config.batch_size,
+                    progress=config.progress,
+                ).images
+            )
+            timings["sampling"] = time.perf_counter() - start
+            report["sampler"] = vars(sampler)
+        else:
+            fake = samples
+            report["sampler"] = "given samples"
+        if on_samples is not None:
+            on_samples(fake)
         real_key = f"{data.dataset}-{data.image_size}-{config.num}"
         real = lambda: _real_split(data, "test", config.num)  # noqa: E731
         floor = lambda: _real_split(data, "train", config.num)  # noqa: E731
@@ -185,15 +214,23 @@ def evaluate(loaded: LoadedModel, config: EvalConfig) -> dict:
 
 
 def nll_report(loaded: LoadedModel, config: EvalConfig) -> dict:
-    """The bound in bits/dim on ``nll_num`` test images, with its per-term breakdown."""
+    """The bound in bits/dim on ``nll_num`` test images, with its per-term breakdown.
+
+    A class-conditional model is measured as the unconditional model it also is (the null label),
+    so its number compares with an unconditional model's."""
+    c = loaded.config.model
+    if c.cond_channels or c.context_dim:
+        raise UserError("nll is measured for unconditional and class-conditional models only")
     images = _real_split(loaded.config.data, "test", config.nll_num)
     device = next(loaded.model.parameters()).device
-    denoise = model_denoiser(loaded.model, resolve_precision("fp32", device))
+    precision = resolve_precision("fp32", device)
     terms = []
     g = torch.Generator().manual_seed(config.seed)
     batches = range(0, len(images), config.batch_size)
     for start in progress_bar(batches, desc="nll", enabled=config.progress and len(batches) > 1):
         x0 = to_model_range(images[start : start + config.batch_size]).to(device)
+        null = {"class_labels": torch.full((len(x0),), c.num_classes, device=device)} if c.num_classes else {}
+        denoise = model_denoiser(loaded.model, precision, **null)
         terms.append(
             variational_bound(
                 denoise,

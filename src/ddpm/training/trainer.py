@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ddpm.configuration import diff
+from ddpm.configuration import diff, merge
 from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image, to_model_range
@@ -52,7 +52,9 @@ RESUMABLE_SECTIONS = ("train", "sample")
 @dataclass
 class TrainingRun:
     """Everything a run needs besides the images. ``full_config`` (all sections, data included)
-    is stored in every checkpoint so the run can be reproduced and resumed."""
+    is stored in every checkpoint so the run can be reproduced and resumed. ``config_defaults``
+    fills keys that a checkpoint written by an older version lacks, so adding a setting whose
+    default keeps the old behaviour does not block resuming."""
 
     model: UNetConfig
     diffusion: DiffusionConfig
@@ -61,6 +63,7 @@ class TrainingRun:
     full_config: dict
     class_names: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
+    config_defaults: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -205,7 +208,7 @@ class _Loop:
     # -- state ---------------------------------------------------------------------------------
     def _load(self, path: Path) -> None:
         meta = read_meta(path)
-        saved = meta.get("config", {})
+        saved = merge(self.spec.config_defaults, meta.get("config", {}))
         mine = {k: v for k, v in self.spec.full_config.items() if k not in RESUMABLE_SECTIONS}
         theirs = {k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS}
         changed = diff(mine, theirs)
