@@ -54,9 +54,9 @@ def variational_bound(
     kl = np.zeros((n, schedule.num_timesteps - 1))
     decoder = np.zeros(n)
     for t in progress_bar(range(schedule.num_timesteps), desc="bound terms", enabled=progress, leave=False):
-        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
         xt = q_sample(x0, t, schedule, noise)
-        out = denoise(xt.float(), torch.full((n,), t)).double()
+        out = denoise(xt.float(), torch.full((n,), t, device=x0.device)).double()
         x0_pred = predict_x0(out, xt, t, schedule, prediction_type)
         if clip_x0:
             x0_pred = x0_pred.clamp(-1, 1)
@@ -64,11 +64,11 @@ def variational_bound(
         model_logvar = extract(logvar, t, xt)
         if t == 0:
             ll = discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_logvar)
-            decoder = -ll.flatten(1).sum(1).numpy() * to_bits
+            decoder = -ll.flatten(1).sum(1).cpu().numpy() * to_bits
         else:
             true_mean = q_posterior_mean(x0, xt, t, schedule)
             true_logvar = extract(schedule.posterior_log_variance_clipped, t, xt)
             term = normal_kl(true_mean, true_logvar, model_mean, model_logvar)
-            kl[:, t - 1] = term.flatten(1).sum(1).numpy() * to_bits
-    prior = prior_kl(x0, schedule).flatten(1).sum(1).numpy() * to_bits
+            kl[:, t - 1] = term.flatten(1).sum(1).cpu().numpy() * to_bits
+    prior = prior_kl(x0, schedule).flatten(1).sum(1).cpu().numpy() * to_bits
     return BoundTerms(prior, decoder, kl)

@@ -12,16 +12,19 @@ def model_denoiser(model: nn.Module, precision: str = "fp32", channels_last: boo
     """Wrap ``model`` so that ``denoise(x, t)`` runs it without gradients, under the given precision,
     with fixed conditioning keyword arguments (class labels, a conditioning image, a context).
 
-    The output is returned in x's dtype.
+    Inputs move to the model's device (timesteps and labels often live on the CPU); the output is
+    returned in x's dtype, on x's device.
     """
     device = next(model.parameters()).device
+    conditioning = {k: v.to(device) if torch.is_tensor(v) else v for k, v in conditioning.items()}
 
     @torch.no_grad()
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        inp = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        inp = x.to(device)
+        inp = inp.contiguous(memory_format=torch.channels_last) if channels_last else inp
         with autocast(precision, device):
-            out = model(inp, t, **conditioning)
-        return out.to(x.dtype).contiguous()
+            out = model(inp, t.to(device), **conditioning)
+        return out.to(device=x.device, dtype=x.dtype).contiguous()
 
     return denoise
 

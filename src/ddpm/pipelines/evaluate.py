@@ -63,7 +63,8 @@ class EvalConfig:
             raise UserError("--num must be ≥ 10 and --nll-num ≥ 1")
 
 
-def _real_split(data: DataConfig, split: str, n: int) -> torch.Tensor:
+def real_images(data: DataConfig, split: str, n: int) -> torch.Tensor:
+    """``n`` real images of ``split`` in a fixed random order: the reference and floor sets."""
     if data.dataset != "fashion-mnist":
         split_data = load_dataset(data).images
         half = len(split_data) // 2  # no official split: first half "train", second half "test"
@@ -171,8 +172,8 @@ def evaluate(
         if on_samples is not None:
             on_samples(fake)
         real_key = f"{data.dataset}-{data.image_size}-{config.num}"
-        real = lambda: _real_split(data, "test", config.num)  # noqa: E731
-        floor = lambda: _real_split(data, "train", config.num)  # noqa: E731
+        real = lambda: real_images(data, "test", config.num)  # noqa: E731
+        floor = lambda: real_images(data, "train", config.num)  # noqa: E731
         report["reference"] = f"{config.num} {data.dataset} test images; floor: {config.num} train images"
         spaces = []
         if {"fid", "kid"} & want or ("pr" in want and pr_space == "inception"):
@@ -221,7 +222,7 @@ def nll_report(loaded: LoadedModel, config: EvalConfig) -> dict:
     c = loaded.config.model
     if c.cond_channels or c.context_dim:
         raise UserError("nll is measured for unconditional and class-conditional models only")
-    images = _real_split(loaded.config.data, "test", config.nll_num)
+    images = real_images(loaded.config.data, "test", config.nll_num)
     device = next(loaded.model.parameters()).device
     precision = resolve_precision("fp32", device)
     terms = []

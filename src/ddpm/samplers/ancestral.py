@@ -49,7 +49,7 @@ def ddpm_sample(
         if callback is not None:
             callback(i, t, x, x0)
         if index > 0:
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
             x = mean + reverse_variance(index, chain, x, variance).sqrt() * z
         else:
             x = mean

@@ -47,5 +47,5 @@ def ddim_sample(
         sigma = ddim_sigma(ab, ab_prev, eta)
         x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
         if eta > 0 and index > 0:
-            x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     return x
