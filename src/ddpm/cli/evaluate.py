@@ -69,8 +69,8 @@ def _rows(report: dict) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 "KID ×10³",
-                f"{k['value']:.2f} ± {k['stderr']:.2f}",
-                f"{k['floor']:.2f} ± {k['floor_stderr']:.2f}",
+                f"{k['value']:.2f} ± {k['std']:.2f}",
+                f"{k['floor']:.2f} ± {k['floor_std']:.2f}",
             )
         )
     if "pr" in m:

@@ -24,7 +24,9 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 def kernel_distance(
     x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
-    """KID: MMD² averaged over random subsets of both sets; returns (mean, standard error)."""
+    """KID: MMD² averaged over random subsets of both sets; returns (mean, standard deviation over
+    subsets). The subsets overlap, so the deviation shows the spread of one subset's estimate,
+    not the error of the mean (the convention of the KID paper's code and of clean-fid)."""
     size = min(subset_size, len(x), len(y))
     if size < 2:
         raise ValueError("KID needs at least two samples in each set")
@@ -37,4 +39,4 @@ def kernel_distance(
             for _ in range(subsets)
         ]
     )
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(subsets)) if subsets > 1 else 0.0
+    return float(values.mean()), float(values.std(ddof=1)) if subsets > 1 else 0.0

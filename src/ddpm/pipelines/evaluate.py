@@ -31,7 +31,7 @@ from ddpm.samplers import SamplerConfig
 
 METRICS = {
     "fid": "Fréchet Inception Distance (2048-d pool features)",
-    "kid": "Kernel Inception Distance ×10³, mean ± s.e. over subsets",
+    "kid": "Kernel Inception Distance ×10³, mean ± s.d. over subsets",
     "pr": "precision / recall, k = 3 (--pr-space: domain for Fashion-MNIST by default, else Inception)",
     "fd-domain": "Fréchet distance in the Fashion-MNIST classifier's 128-d features",
     "classes": "class histogram of samples by the Fashion-MNIST classifier",
@@ -87,13 +87,15 @@ def _set_metrics(name: str, fake: np.ndarray, real: np.ndarray, floor: np.ndarra
             "floor": frechet_distance(*gaussian_stats(floor), *real_stats),
         }
     if name == "inception" and "kid" in want:
-        kid, se = kernel_distance(fake, real, subsets=50, subset_size=min(1000, len(fake)))
-        kid_floor, se_floor = kernel_distance(floor, real, subsets=50, subset_size=min(1000, len(fake)))
+        size = min(1000, max(2, len(fake) // 2))  # subsets must differ for their spread to mean anything
+        kid, sd = kernel_distance(fake, real, subsets=50, subset_size=size)
+        kid_floor, sd_floor = kernel_distance(floor, real, subsets=50, subset_size=size)
         out["kid"] = {
             "value": kid * 1e3,
-            "stderr": se * 1e3,
+            "std": sd * 1e3,
             "floor": kid_floor * 1e3,
-            "floor_stderr": se_floor * 1e3,
+            "floor_std": sd_floor * 1e3,
+            "subset_size": size,
         }
     return out
 

@@ -86,7 +86,13 @@ def run_training(
     if config.model.context_dim:
         text, metadata = encode_captions(dataset, config.model.context_dim, progress)
     run = TrainingRun(
-        config.model, config.diffusion, config.train, config.sample, to_dict(config), tuple(names), metadata,
+        config.model,
+        config.diffusion,
+        config.train,
+        config.sample,
+        to_dict(config),
+        tuple(names),
+        metadata,
         config_defaults=to_dict(ExperimentConfig()),
     )
     return train(
