@@ -175,3 +175,66 @@ def test_spacings_are_increasing_and_in_range():
         spaced_timesteps(1000, 0, "trailing")
     with pytest.raises(ValueError):
         SamplerConfig(sampler="euler-magic")
+
+
+@pytest.mark.parametrize(
+    "schedule_name, zero_snr, prediction_type",
+    [
+        ("linear", False, "eps"),
+        ("linear", False, "x0"),
+        ("linear", False, "v"),
+        ("cosine", False, "eps"),
+        ("linear", True, "v"),
+        ("linear", True, "x0"),
+    ],
+)
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_ddim_matches_diffusers(schedule_name, zero_snr, prediction_type, spacing, eta):
+    """DDIM against diffusers' DDIMScheduler loop: same model, same noise, same grid, in float64,
+    including the zero-terminal-SNR schedule (trailing starts at ᾱ_T = 0, where ε-prediction is
+    undefined). diffusers takes t − T // K as the previous timestep, which is the grid's only when
+    the grid is evenly spaced: leading always, trailing when K divides T (see the next test)."""
+    from diffusers import DDIMScheduler
+
+    T, steps = 1000, 10
+    schedule = make_schedule(ScheduleConfig(schedule_name, T, zero_terminal_snr=zero_snr))
+    their_pred = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}[prediction_type]
+    ref = DDIMScheduler(
+        num_train_timesteps=T, timestep_spacing=spacing, prediction_type=their_pred, clip_sample=False
+    )
+    ref.alphas_cumprod = schedule.alpha_bar.clone()
+    ref.set_timesteps(steps)
+    timesteps = spaced_timesteps(T, steps, spacing)
+    assert np.array_equal(timesteps.numpy()[::-1], ref.timesteps.numpy())
+    denoise = toy_model(schedule, prediction_type)
+    x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ours = ddim_sample(
+        denoise,
+        x_T.clone(),
+        schedule,
+        timesteps,
+        eta=eta,
+        generator=torch.Generator().manual_seed(5),
+        prediction_type=prediction_type,
+    )
+    x, g = x_T.clone(), torch.Generator().manual_seed(5)
+    for t in ref.timesteps:
+        out = denoise(x, torch.full((x.shape[0],), int(t)))
+        x = ref.step(out, t, x, eta=eta, generator=g).prev_sample
+    assert torch.isfinite(ours).all()
+    assert torch.allclose(ours, x, atol=1e-10, rtol=1e-10)
+
+
+def test_diffusers_ddim_steps_off_an_uneven_grid():
+    """The quirk behind the restriction above: on a linspace grid diffusers' DDIM steps from t to
+    t − T // K, a timestep that is not on the grid, so its ᾱ_{t−1} differs from DDIM eq. 12's
+    (which uses the next timestep of the sub-sequence τ, as ours does)."""
+    from diffusers import DDIMScheduler
+
+    ref = DDIMScheduler(num_train_timesteps=1000, timestep_spacing="linspace")
+    ref.set_timesteps(12)
+    grid = ref.timesteps.tolist()
+    implied_previous = [t - 1000 // 12 for t in grid[:-1]]
+    assert implied_previous != grid[1:]
+    assert grid == spaced_timesteps(1000, 12, "linspace").flip(0).tolist()
