@@ -19,7 +19,7 @@ data:
 	fi
 
 demo: install
-	ddpm sample fashion-mnist --num 64 --seed 0 --out samples.png --gif denoising.gif
+	$(PYTHON) -m ddpm sample fashion-mnist --num 64 --seed 0 --out samples.png --gif denoising.gif
 	@echo "Wrote samples.png and denoising.gif."
 	@echo "Next, train your own model (about 10 minutes on 2 CPU cores):"
 	@echo "  ddpm train --config fashion-mnist-demo --out runs/demo"
@@ -35,4 +35,4 @@ lint:
 	ruff check . && ruff format --check .
 
 bench: install
-	$(PYTHON) benchmarks/sampler_quality.py
+	cd benchmarks && $(PYTHON) sampler_nfe.py
