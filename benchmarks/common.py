@@ -49,11 +49,14 @@ class DomainProbe:
         self.stats = gaussian_stats(feats.numpy())
 
     def __call__(self, images: torch.Tensor) -> dict:
+        return self.from_outputs(*self.classifier.features_and_logits(images))
+
+    def from_outputs(self, feats: torch.Tensor, logits: torch.Tensor) -> dict:
+        """The same statistics from the classifier's features and logits of a set."""
         from ddpm.eval import frechet_distance, gaussian_stats
 
-        feats, logits = self.classifier.features_and_logits(images)
         probs = logits.softmax(1)
-        hist = torch.bincount(probs.argmax(1), minlength=10).double() / len(images)
+        hist = torch.bincount(probs.argmax(1), minlength=10).double() / len(probs)
         nz = hist[hist > 0]
         return {
             "domain_fd": frechet_distance(*gaussian_stats(feats.numpy()), *self.stats),

@@ -129,23 +129,24 @@ def test_info_and_export(run_dir, tmp_path, capsys):
     )
 
 
-def test_resume_continues_and_extends(run_dir, tmp_path):
-    copy = tmp_path / "run"
+def _copy_run(run_dir, copy):
+    """A byte-for-byte copy of a training run, to change without touching the shared one."""
     for path, data in _files(run_dir).items():
         target = copy / path.relative_to(run_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+    return copy
+
+
+def test_resume_continues_and_extends(run_dir, tmp_path):
+    copy = _copy_run(run_dir, tmp_path / "run")
     assert main(["train", "--out", str(copy), "--resume", "--train.steps", "45", "--no-progress"]) == 0
     assert (copy / "checkpoints" / "latest").read_text().strip() == "step-0000045"
 
 
 def test_resume_a_checkpoint_that_predates_a_new_setting(run_dir, tmp_path):
     """Settings added after a checkpoint was written take their defaults instead of blocking resume."""
-    copy = tmp_path / "run"
-    for path, data in _files(run_dir).items():
-        target = copy / path.relative_to(run_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    copy = _copy_run(run_dir, tmp_path / "run")
     meta_path = copy / "checkpoints" / "step-0000030" / "checkpoint.json"
     meta = json.loads(meta_path.read_text())
     del meta["config"]["model"]["aug_level"], meta["config"]["data"]["task"]
@@ -201,11 +202,7 @@ def test_bad_input_gives_one_line_and_changes_nothing(run_dir, tmp_path, capsys)
 
 
 def test_diverging_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(run_dir, tmp_path, capsys):
-    copy = tmp_path / "run"
-    for path, data in _files(run_dir).items():
-        target = copy / path.relative_to(run_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    copy = _copy_run(run_dir, tmp_path / "run")
     before = _files(copy / "checkpoints")
     err = _error(
         capsys,

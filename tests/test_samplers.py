@@ -32,10 +32,10 @@ def toy_model(schedule, prediction_type="eps", mu=0.2, std=0.5):
     return denoise
 
 
-def diffusers_loop(scheduler, denoise, x, generator):
+def diffusers_loop(scheduler, denoise, x, generator, **step_options):
     for t in scheduler.timesteps:
         out = denoise(x, torch.full((x.shape[0],), int(t)))
-        x = scheduler.step(out, t, x, generator=generator).prev_sample
+        x = scheduler.step(out, t, x, generator=generator, **step_options).prev_sample
     return x
 
 
@@ -218,12 +218,9 @@ def test_ddim_matches_diffusers(schedule_name, zero_snr, prediction_type, spacin
         generator=torch.Generator().manual_seed(5),
         prediction_type=prediction_type,
     )
-    x, g = x_T.clone(), torch.Generator().manual_seed(5)
-    for t in ref.timesteps:
-        out = denoise(x, torch.full((x.shape[0],), int(t)))
-        x = ref.step(out, t, x, eta=eta, generator=g).prev_sample
+    theirs = diffusers_loop(ref, denoise, x_T.clone(), torch.Generator().manual_seed(5), eta=eta)
     assert torch.isfinite(ours).all()
-    assert torch.allclose(ours, x, atol=1e-10, rtol=1e-10)
+    assert torch.allclose(ours, theirs, atol=1e-10, rtol=1e-10)
 
 
 def test_diffusers_ddim_steps_off_an_uneven_grid():
