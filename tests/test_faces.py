@@ -4,6 +4,7 @@ import pytest
 from ddpm.cli.main import main
 from ddpm.data import DataConfig, load_dataset
 from ddpm.data.faces import PARTS, STYLES, face_svgs, load_faces, render_face
+from ddpm.pipelines.evaluate import real_images
 
 
 @pytest.mark.parametrize("style", list(STYLES))
@@ -35,6 +36,11 @@ def test_build_and_load_through_the_cli(tmp_path, capsys):
     assert (out / "README.md").read_text().count("licence") >= len(STYLES)
     ds = load_dataset(DataConfig(dataset="faces", path=str(out), image_size=32, split="test"))
     assert ds.images.shape == (2, 3, 32, 32) and ds.class_names == tuple(STYLES)
+    # FID's reference set is the held-out split, its floor the training split
+    config = DataConfig(dataset="faces", path=str(out), image_size=32)
+    held_out = real_images(config, "test", 2)
+    assert sorted(map(bytes, held_out.numpy())) == sorted(map(bytes, ds.images.numpy()))
+    assert real_images(config, "train", 10).shape == (10, 3, 32, 32)
     assert main(["data", "faces", "--num", "2", "--out", str(out), "--styles", "nobody"]) == 2
     assert "unknown face style" in capsys.readouterr().err
     with pytest.raises(Exception, match="ddpm data faces"):

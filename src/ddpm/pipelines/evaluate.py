@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -63,14 +63,18 @@ class EvalConfig:
             raise UserError("--num must be ≥ 10 and --nll-num ≥ 1")
 
 
+SPLIT_DATASETS = ("fashion-mnist", "faces", "emoji")  # data sets with a held-out test split
+
+
 def real_images(data: DataConfig, split: str, n: int) -> torch.Tensor:
-    """``n`` real images of ``split`` in a fixed random order: the reference and floor sets."""
-    if data.dataset != "fashion-mnist":
-        split_data = load_dataset(data).images
-        half = len(split_data) // 2  # no official split: first half "train", second half "test"
-        part = split_data[:half] if split == "train" else split_data[half:]
+    """``n`` real images of ``split`` in a fixed random order: the reference and floor sets. Data sets
+    without a test split (digits, folders) lend their first half as "train", their second as "test"."""
+    if data.dataset in SPLIT_DATASETS:
+        part = load_dataset(replace(data, split=split)).images
     else:
-        part = load_dataset(DataConfig(**{**vars(data), "split": split})).images
+        split_data = load_dataset(data).images
+        half = len(split_data) // 2
+        part = split_data[:half] if split == "train" else split_data[half:]
     if len(part) < n:
         raise UserError(f"the {split} split has {len(part)} images, fewer than --num {n}")
     g = torch.Generator().manual_seed(1234)
