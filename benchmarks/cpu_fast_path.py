@@ -2,7 +2,8 @@
 (the U-Net of ``--config`` on a batch) under fp32 / bf16 autocast, channels_last, torch.compile,
 the attention kernel (fused scaled-dot-product vs the plain math path) and thread counts; plus
 the memory gradient checkpointing saves in a training step (bytes the autograd graph keeps for
-the backward pass, counted with saved-tensor hooks, and the step's time).
+the backward pass, counted with saved-tensor hooks, and the step's time); and sampling end to end
+with the pretrained model's weights stored NCHW or channels_last.
 
 Settings alternate within each repetition; the table gives min / median / max images per second and
 the ratio of medians to the plain fp32 setting. bf16 is measured only where it is native (emulated
@@ -20,12 +21,13 @@ import time
 import warnings
 
 import torch
-from common import spread, write_results
+from common import spread, timed, write_results
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ddpm.models import UNet
-from ddpm.pipelines import load_experiment_config
+from ddpm.pipelines import generate, load_experiment_config, load_model
 from ddpm.runtime import autocast, bf16_is_fast
+from ddpm.samplers import SamplerConfig
 
 
 def inference_call(model, x, t, precision: str, math_attention: bool):
@@ -66,6 +68,8 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=3, help="timed calls per repetition")
     p.add_argument("--bf16", action="store_true", help="also time bf16 where it is not native")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    p.add_argument("--pretrained", default="fashion-mnist", help="model sampled end to end")
+    p.add_argument("--sample-steps", type=int, default=10)
     args = p.parse_args()
     warnings.simplefilter("ignore")
     c = load_experiment_config(args.config).model
@@ -127,6 +131,18 @@ def main() -> None:
         for n, v in thread_times.items()
     ]
 
+    # end to end: generate() with the pretrained model stored NCHW and channels_last
+    sampler = SamplerConfig(sampler="dpm++2m", steps=args.sample_steps)
+    loaded = {cl: load_model(args.pretrained, device="cpu", channels_last=cl) for cl in (False, True)}
+    sampling = {False: [], True: []}
+    for _ in range(args.repeats):
+        for cl, lm in loaded.items():
+            sampling[cl].append(timed(generate, lm, args.batch_size, sampler=sampler, progress=False)[1])
+    sampling_row = {
+        str(cl): {"seconds": spread(v), "speedup": statistics.median(sampling[False]) / statistics.median(v)}
+        for cl, v in sampling.items()
+    }
+
     train_model = UNet(c).train()
     memory = {}
     for checkpointing in (False, True, False, True):
@@ -150,6 +166,11 @@ def main() -> None:
             for r in rows
         ),
         "",
+        f"Sampling {args.batch_size} images from `{args.pretrained}` (DPM-Solver++(2M), {args.sample_steps} "
+        f"steps, `generate`): {sampling_row['False']['seconds']['median']:.1f} s with NCHW weights, "
+        f"{sampling_row['True']['seconds']['median']:.1f} s with channels_last "
+        f"(× {sampling_row['True']['speedup']:.2f}; the CPU default of `load_model`).",
+        "",
         f"Gradient checkpointing, one training step at batch {args.batch_size}: activations kept for the "
         f"backward pass {ckpt['False']['saved_mb']:.0f} MB off, {ckpt['True']['saved_mb']:.0f} MB on; "
         f"step {ckpt['False']['step_seconds']:.2f} s off, {ckpt['True']['step_seconds']:.2f} s on.",
@@ -164,6 +185,7 @@ def main() -> None:
             "torch": torch.__version__,
             "compile_seconds": compile_seconds,
             "rows": rows,
+            "sampling_channels_last": sampling_row,
             "gradient_checkpointing": ckpt,
         },
         lines,

@@ -108,3 +108,22 @@ def test_missing_checkpoint(tmp_path):
         load_model(tmp_path / "nowhere")
     with pytest.raises(UserError, match="holds no checkpoint"):
         load_model(tmp_path)
+
+
+def test_channels_last_inference_gives_the_same_samples():
+    from ddpm.pipelines import generate
+    from ddpm.samplers import SamplerConfig
+
+    sampler = SamplerConfig(sampler="ddim", steps=3)
+    nchw = load_model("fashion-mnist", device="cpu", channels_last=False)
+    nhwc = load_model("fashion-mnist", device="cpu")  # the CPU default
+    def conv_weight(loaded):
+        convs = (m for m in loaded.model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+        return next(convs).weight
+
+    assert conv_weight(nhwc).is_contiguous(memory_format=torch.channels_last)
+    assert not conv_weight(nchw).is_contiguous(memory_format=torch.channels_last)
+    a = generate(nchw, 4, seed=1, sampler=sampler, progress=False).images
+    b = generate(nhwc, 4, seed=1, sampler=sampler, progress=False).images
+    assert b.is_contiguous()
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
