@@ -117,6 +117,7 @@ def test_channels_last_inference_gives_the_same_samples():
     sampler = SamplerConfig(sampler="ddim", steps=3)
     nchw = load_model("fashion-mnist", device="cpu", channels_last=False)
     nhwc = load_model("fashion-mnist", device="cpu")  # the CPU default
+
     def conv_weight(loaded):
         convs = (m for m in loaded.model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
         return next(convs).weight

@@ -119,6 +119,20 @@ def test_class_conditional_train_and_sample_through_the_cli(tmp_path, capsys):
 
     assert Image.open(tmp_path / "b.png").size == (2 * 10 + 2, 10 * 10 + 2)  # 10 rows (classes) of 2
     assert main([*common, "--num", "2", "--out", str(tmp_path / "c.png")]) == 0  # unconditional branch
+    # w = 0 and w = 1 skip the batched pair: the unconditional / conditional model alone, the same images
+    from ddpm.pipelines import generate, load_model
+    from ddpm.samplers import SamplerConfig
+
+    loaded, sampler, labels = load_model(run), SamplerConfig(sampler="ddim", steps=4), torch.tensor([3, 7])
+    images = {
+        w: generate(loaded, 2, sampler=sampler, class_labels=labels, guidance=w, progress=False).images
+        for w in (0.0, 1e-6, 1.0, 1.0 + 1e-6)
+    }
+    unconditional = generate(loaded, 2, sampler=sampler, progress=False).images
+    assert torch.equal(images[0.0], unconditional)
+    torch.testing.assert_close(images[0.0], images[1e-6], atol=1e-4, rtol=0)
+    torch.testing.assert_close(images[1.0], images[1.0 + 1e-6], atol=1e-4, rtol=0)
+    assert not torch.allclose(images[0.0], images[1.0], atol=1e-3)
     capsys.readouterr()
     assert "unknown class 'eleven'" in _error(
         capsys, [*common, "--class", "eleven", "--out", str(tmp_path / "d.png")]

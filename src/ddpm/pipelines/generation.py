@@ -85,10 +85,10 @@ def generate(
         g = torch.Generator().manual_seed(seed * 1_000_003 + b)
         x_T = torch.randn((n, c.in_channels, c.image_size, c.image_size), generator=g).to(device)
         cond, null = inputs.batch(start, n, device)
-        if guided and scale != 1.0:
+        if guided and scale not in (0.0, 1.0):
             denoise = guided_denoiser(model_pair_denoiser(loaded.model, cond, null, precision), scale)
-        else:
-            denoise = model_denoiser(loaded.model, precision, **(cond if guided else null))
+        else:  # w = 1 is the conditional model alone, w = 0 the unconditional one: one call each
+            denoise = model_denoiser(loaded.model, precision, **(cond if guided and scale else null))
         callback = None
         if b == 0 and animate:
             recorder = callback = TrajectoryRecorder(every=max(1, steps // frames))
