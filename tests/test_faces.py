@@ -4,7 +4,7 @@ import pytest
 from ddpm.cli.main import main
 from ddpm.data import DataConfig, load_dataset
 from ddpm.data.faces import PARTS, STYLES, face_svgs, load_faces, render_face
-from ddpm.pipelines.evaluate import real_images
+from ddpm.pipelines.evaluate import real_images, real_set_key
 
 
 @pytest.mark.parametrize("style", list(STYLES))
@@ -41,6 +41,31 @@ def test_build_and_load_through_the_cli(tmp_path, capsys):
     held_out = real_images(config, "test", 2)
     assert sorted(map(bytes, held_out.numpy())) == sorted(map(bytes, ds.images.numpy()))
     assert real_images(config, "train", 10).shape == (10, 3, 32, 32)
+    # cached real features belong to one build: another build gets another key
+    key = real_set_key(config, 2)
+    assert key.startswith("faces-32-2-") and real_set_key(config, 2) == key
+    other = tmp_path / "other"
+    assert (
+        main(
+            [
+                "data",
+                "faces",
+                "--num",
+                "12",
+                "--out",
+                str(other),
+                "--workers",
+                "1",
+                "--sizes",
+                "32",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert real_set_key(DataConfig(dataset="faces", path=str(other), image_size=32), 2) != key
+    assert real_set_key(DataConfig(dataset="digits", image_size=8), 2) == "digits-8-2"
     assert main(["data", "faces", "--num", "2", "--out", str(out), "--styles", "nobody"]) == 2
     assert "unknown face style" in capsys.readouterr().err
     with pytest.raises(Exception, match="ddpm data faces"):

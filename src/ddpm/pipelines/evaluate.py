@@ -6,6 +6,7 @@ real images (train vs test) — and with the protocol it was measured under.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -79,6 +80,19 @@ def real_images(data: DataConfig, split: str, n: int) -> torch.Tensor:
         raise UserError(f"the {split} split has {len(part)} images, fewer than --num {n}")
     g = torch.Generator().manual_seed(1234)
     return part[torch.randperm(len(part), generator=g)[:n]]
+
+
+FIXED_DATASETS = ("fashion-mnist", "digits")  # the same images on every machine
+
+
+def real_set_key(data: DataConfig, n: int) -> str:
+    """The cache key of the real reference sets: data set, size and count, plus, for data sets built
+    or chosen locally (faces, emoji, folders), a digest of the test images, so that features cached
+    for one build are never reused for another."""
+    key = f"{data.dataset}-{data.image_size}-{n}"
+    if data.dataset in FIXED_DATASETS:
+        return key
+    return f"{key}-{hashlib.sha1(real_images(data, 'test', n).numpy().tobytes()).hexdigest()[:10]}"
 
 
 def _set_metrics(name: str, fake: np.ndarray, real: np.ndarray, floor: np.ndarray, want: set) -> dict:
@@ -177,7 +191,7 @@ def evaluate(
             report["sampler"] = "given samples"
         if on_samples is not None:
             on_samples(fake)
-        real_key = f"{data.dataset}-{data.image_size}-{config.num}"
+        real_key = real_set_key(data, config.num)
         real = lambda: real_images(data, "test", config.num)  # noqa: E731
         floor = lambda: real_images(data, "train", config.num)  # noqa: E731
         report["reference"] = f"{config.num} {data.dataset} test images; floor: {config.num} train images"
