@@ -6,6 +6,7 @@ real images (train vs test) — and with the protocol it was measured under.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -85,14 +86,15 @@ def real_images(data: DataConfig, split: str, n: int) -> torch.Tensor:
 FIXED_DATASETS = ("fashion-mnist", "digits")  # the same images on every machine
 
 
-def real_set_key(data: DataConfig, n: int) -> str:
+def real_set_key(data: DataConfig, n: int, test_images: Callable[[], torch.Tensor] | None = None) -> str:
     """The cache key of the real reference sets: data set, size and count, plus, for data sets built
-    or chosen locally (faces, emoji, folders), a digest of the test images, so that features cached
-    for one build are never reused for another."""
+    or chosen locally (faces, emoji, folders), a digest of the test images (``test_images()``, by
+    default :func:`real_images`), so that features cached for one build are never reused for another."""
     key = f"{data.dataset}-{data.image_size}-{n}"
     if data.dataset in FIXED_DATASETS:
         return key
-    return f"{key}-{hashlib.sha1(real_images(data, 'test', n).numpy().tobytes()).hexdigest()[:10]}"
+    images = test_images() if test_images else real_images(data, "test", n)
+    return f"{key}-{hashlib.sha1(images.numpy().tobytes()).hexdigest()[:10]}"
 
 
 def _set_metrics(name: str, fake: np.ndarray, real: np.ndarray, floor: np.ndarray, want: set) -> dict:
@@ -191,8 +193,8 @@ def evaluate(
             report["sampler"] = "given samples"
         if on_samples is not None:
             on_samples(fake)
-        real_key = real_set_key(data, config.num)
-        real = lambda: real_images(data, "test", config.num)  # noqa: E731
+        real = functools.cache(lambda: real_images(data, "test", config.num))  # loaded once, if at all
+        real_key = real_set_key(data, config.num, real)
         floor = lambda: real_images(data, "train", config.num)  # noqa: E731
         report["reference"] = f"{config.num} {data.dataset} test images; floor: {config.num} train images"
         spaces = []

@@ -106,7 +106,9 @@ def load_model(
         raise UserError(f"weights in {path} do not match its configuration: {first}") from None
     target = resolve_device(device)
     model = model.to(target).eval().requires_grad_(False)
-    if channels_last if channels_last is not None else target.type == "cpu":
+    if channels_last is None:
+        channels_last = target.type == "cpu"
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return LoadedModel(model, config, make_schedule(config.diffusion), meta, path)
 
