@@ -66,6 +66,21 @@ def test_bundled_configs_all_load():
         assert isinstance(load_experiment_config(name), ExperimentConfig)
 
 
+def test_bundled_image_to_image_configs_are_consistent():
+    """Every task configuration feeds the network the channels its task makes, and only cascade SR
+    stages are augmented; the cascade's base makes the SR stage's input size."""
+    from ddpm.data import condition_channels
+
+    for name in bundled_configs():
+        c = load_experiment_config(name)
+        assert c.model.cond_channels == condition_channels(c.data.task, c.model.in_channels), name
+        assert (c.data.cond_augment > 0) == c.model.aug_level, name
+        assert c.data.image_size // c.data.downsample == c.model.image_size, name
+    base = load_experiment_config("fashion-mnist-base16")
+    sr = load_experiment_config("fashion-mnist-cascade-sr")
+    assert base.model.image_size * int(sr.data.task[-1]) == sr.model.image_size
+
+
 def test_section_validation_becomes_a_user_error():
     with pytest.raises(UserError, match="zero_terminal_snr"):
         load_experiment_config({"diffusion": {"zero_terminal_snr": True}})

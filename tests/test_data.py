@@ -86,3 +86,16 @@ def test_image_folder_errors(tmp_path):
         load_image_folder(tmp_path, 16)
     with pytest.raises(UserError, match="--data.path"):
         load_dataset(DataConfig(dataset="folder"))
+
+
+def test_downsampled_data_are_area_averages(fake_fashion):
+    """data.downsample: the fitted 32×32 images averaged over 2×2 blocks (what SR stages learn from)."""
+    root = str(fake_fashion[0])
+    full = load_dataset(DataConfig(path=root, split="test")).images.double()
+    low = load_dataset(DataConfig(path=root, split="test", downsample=2)).images
+    assert low.shape == (5, 1, 16, 16) and low.dtype == torch.uint8
+    for r, c in [(5, 5), (8, 11), (14, 2)]:
+        block = full[:, :, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].mean((-1, -2))
+        assert torch.equal(low[:, :, r, c], block.round().to(torch.uint8))
+    with pytest.raises(ValueError, match="divide"):
+        DataConfig(downsample=3)

@@ -8,6 +8,7 @@ from PIL import Image
 from ddpm.cli.main import main
 from ddpm.data import load_digits
 from ddpm.data.degradations import center_box_mask
+from ddpm.errors import UserError
 from ddpm.imaging import to_model_range
 from ddpm.pipelines import load_model
 from ddpm.pipelines.restoration import restore
@@ -141,3 +142,40 @@ def test_cascade_through_the_cli(tmp_path, capsys):
         == 2
     )
     assert "go together" in capsys.readouterr().err
+
+
+def test_nearest_fill_copies_the_nearest_known_pixel():
+    """Against a brute-force search: every hole pixel equals a known pixel at the least distance, and
+    known pixels are untouched."""
+    from ddpm.data.degradations import random_box_mask
+    from ddpm.pipelines.restoration import classical_baseline, nearest_fill
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(3, 2, 12, 12, generator=g) * 2 - 1
+    mask = random_box_mask(y.shape, g, boxes=2, max_fraction=0.5)
+    out = nearest_fill(y * mask, mask)
+    assert torch.equal(out * mask, y * mask)
+    for i in range(3):
+        known = mask[i, 0].nonzero().float()
+        for r, c in (1 - mask[i, 0]).nonzero().tolist():
+            d = ((known - torch.tensor([r, c]).float()) ** 2).sum(1)
+            nearest = known[d == d.min()].long()
+            candidates = [y[i, :, a, b] for a, b in nearest.tolist()]
+            assert any(torch.equal(out[i, :, r, c], v) for v in candidates)
+    assert torch.equal(classical_baseline(y, None), y)
+
+
+def test_augmentation_level_of_a_cascade_stage(tmp_path, capsys):
+    from ddpm.pipelines.cascade import augment_level
+
+    sr = tmp_path / "sr"
+    assert main(["train", "--config", "digits-sr-tiny", "--out", str(sr), *FAST]) == 0
+    plain = load_model(sr)
+    assert augment_level(plain, None) == 0.0
+    with pytest.raises(UserError, match="without conditioning augmentation"):
+        augment_level(plain, 0.1)
+    aug = load_model(sr)
+    aug.config.model.aug_level, aug.config.data.cond_augment = True, 0.3
+    assert augment_level(aug, None) == pytest.approx(0.15)
+    with pytest.raises(UserError, match=r"\[0, 1\)"):
+        augment_level(aug, 1.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -40,12 +40,21 @@ class DataConfig:
     cond_augment: float = field(
         default=0.0, metadata={"help": "max noise level of Gaussian conditioning augmentation (cascades)"}
     )
+    downsample: int = field(
+        default=1,
+        metadata={
+            "help": "area-average the images by this factor after fitting them to image_size "
+            "(a cascade's base stage: the low-resolution images its SR stage learns from)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.downsample < 1 or self.image_size % self.downsample:
+            raise ValueError(f"downsample must be ≥ 1 and divide image_size {self.image_size}")
 
 
 def task_condition(task: str, augment: float = 0.0):
@@ -76,7 +85,21 @@ def faces_dataset(path: str, size: int, split: str) -> ImageDataset:
 
 
 def load_dataset(config: DataConfig) -> ImageDataset:
-    """The data set a :class:`DataConfig` names."""
+    """The data set a :class:`DataConfig` names, area-averaged by ``config.downsample``."""
+    dataset = _load_fitted(config)
+    if config.downsample == 1:
+        return dataset
+    return replace(dataset, images=area_downsample(dataset.images, config.downsample))
+
+
+def area_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) images averaged over factor × factor blocks, rounded back to uint8: the same
+    low-resolution images :func:`~ddpm.data.degradations.downsample` conditions SR stages on."""
+    low = torch.nn.functional.avg_pool2d(images.float(), factor)
+    return low.round().clamp(0, 255).to(torch.uint8)
+
+
+def _load_fitted(config: DataConfig) -> ImageDataset:
     if config.dataset == "fashion-mnist":
         return load_fashion_mnist(config.path, config.split, config.image_size)
     if config.dataset == "digits":

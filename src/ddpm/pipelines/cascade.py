@@ -46,28 +46,57 @@ def generate_cascade(
 ) -> tuple[Generation, torch.Tensor]:
     """(final images, base images): base samples, upsampled bicubically, noised to ``aug_level``
     (default: half the SR stage's training maximum), then super-resolved."""
-    factor = check_cascade(base, sr)
+    check_cascade(base, sr)
+    augment_level(sr, aug_level)  # fail before the base stage runs
     low = generate(
         base, num, seed=seed, sampler=base_sampler, batch_size=batch_size, progress=progress, **conditions
     ).images
-    level = 0.5 * sr.config.data.cond_augment if aug_level is None else aug_level
-    if not sr.config.model.aug_level and level:
-        raise UserError("this SR stage was trained without conditioning augmentation; use aug_level 0")
+    high = super_resolve(
+        sr, low, level=aug_level, seed=seed, sampler=sr_sampler, batch_size=batch_size, progress=progress
+    )
+    return high, low
+
+
+def super_resolve(
+    sr: LoadedModel,
+    low: torch.Tensor,
+    *,
+    level: float | None = None,
+    seed: int = 0,
+    sampler: SamplerConfig | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> Generation:
+    """The SR stage on low-resolution images: bicubic ×factor, noised to y_s = √(1 − s²) y + s ε at
+    ``level`` s (default: half the stage's training maximum, Ho et al. §3.2), then x ~ p(x | y_s)."""
+    factor = int(sr.config.data.task[-1])
+    level = augment_level(sr, level)
+    num = low.shape[0]
     eps = torch.randn(
-        low.shape[0],
+        num,
         low.shape[1],
         *[d * factor for d in low.shape[2:]],
         generator=torch.Generator().manual_seed(seed + 7),
     )
     y = noise_condition(bicubic_upsample(low, factor), torch.full((num,), float(level)), eps)
-    high = generate(
+    return generate(
         sr,
         num,
         seed=seed + 1,
-        sampler=sr_sampler,
+        sampler=sampler,
         batch_size=batch_size,
         cond_image=y,
         aug_level=level if sr.config.model.aug_level else None,
         progress=progress,
     )
-    return high, low
+
+
+def augment_level(sr: LoadedModel, level: float | None) -> float:
+    """The conditioning-augmentation level s to sample at: ``level``, or by default half the stage's
+    training maximum; a non-zero level for a stage trained without augmentation is an error."""
+    level = 0.5 * sr.config.data.cond_augment if level is None else float(level)
+    if not sr.config.model.aug_level and level:
+        raise UserError("this SR stage was trained without conditioning augmentation; use aug_level 0")
+    if not 0 <= level < 1:
+        raise UserError(f"the augmentation level must be in [0, 1), got {level}")
+    return level

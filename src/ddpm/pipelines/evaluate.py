@@ -91,6 +91,8 @@ def real_set_key(data: DataConfig, n: int, test_images: Callable[[], torch.Tenso
     or chosen locally (faces, emoji, folders), a digest of the test images (``test_images()``, by
     default :func:`real_images`), so that features cached for one build are never reused for another."""
     key = f"{data.dataset}-{data.image_size}-{n}"
+    if data.downsample > 1:
+        key += f"-down{data.downsample}"
     if data.dataset in FIXED_DATASETS:
         return key
     images = test_images() if test_images else real_images(data, "test", n)

@@ -80,6 +80,27 @@ def condition_from_input(task: str, image: torch.Tensor, size: int, mask: torch.
     return image, None
 
 
+def nearest_fill(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Every unknown pixel (mask 0) takes the value of its nearest known pixel (Euclidean distance):
+    the non-learned baseline of inpainting and uncropping."""
+    from scipy.ndimage import distance_transform_edt
+
+    out = y.clone()
+    for i in range(len(y)):
+        hole = mask[i, 0].cpu().numpy() < 0.5
+        if not hole.any() or hole.all():
+            continue
+        _, (rows, cols) = distance_transform_edt(hole, return_indices=True)
+        out[i] = y[i][:, torch.from_numpy(rows), torch.from_numpy(cols)]
+    return out
+
+
+def classical_baseline(y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The non-learned answer a task is compared with: nearest known pixel for masked tasks, else the
+    condition itself (bicubic upsampling for sr2/sr4, the grey image for colorize, the JPEG for jpeg)."""
+    return y.clone() if mask is None else nearest_fill(y, mask)
+
+
 @torch.no_grad()
 def restore(
     loaded: LoadedModel,
