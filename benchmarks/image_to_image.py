@@ -17,6 +17,11 @@ Tasks can run in separate processes (one thread each) and are merged with ``--re
     python benchmarks/image_to_image.py --tasks fashion-mnist-inpaint,fashion-mnist-uncrop,faces-colorize
     python benchmarks/image_to_image.py --report
 
+The measured runs: the six tasks at 5 minutes per network with ε-prediction (``--prediction-type
+eps``), the same step counts again with v-prediction (``--steps N --objectives diffusion
+--prediction-type v --tag v``, reusing the regression networks), and ``fashion-mnist-sr4`` at 1,200
+steps with both (``--tag 1200-eps`` / ``1200-v``).
+
 Writes ``results/image_to_image/TASK.json`` per task, ``results/image_to_image.{json,md}`` and a figure
 per task (input, baseline, regression, two diffusion samples, ground truth) under ``docs/images``.
 """
@@ -254,7 +259,7 @@ def report() -> None:
         "|---|---|---|---:|---:|",
     ]
     for r in results:
-        target = "" if r.get("prediction_type", "eps") == "eps" else f", {r['prediction_type']}-prediction"
+        target = f", {r.get('prediction_type', 'eps')}-prediction"
         steps = r["training"].get("diffusion", {}).get("steps", "?")
         task = f"{r['task']} ({steps} steps{target})"
         for name, m in r["methods"].items():
