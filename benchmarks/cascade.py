@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from common import RESULTS, DomainProbe, write_results
-from image_to_image import FIGURES, step_seconds
+from image_to_image import FIGURES, budget_steps, train_budgeted
 from PIL import Image
 
 from ddpm.eval import frechet_distance, gaussian_stats
@@ -34,7 +34,6 @@ from ddpm.eval.features import inception_space
 from ddpm.imaging import make_image_grid, save_image, to_uint8
 from ddpm.pipelines import load_model
 from ddpm.pipelines.cascade import super_resolve
-from ddpm.pipelines.experiment import load_experiment_config, run_training
 from ddpm.pipelines.generation import generate
 
 FOLDER = RESULTS / "cascade"
@@ -43,19 +42,8 @@ SETTINGS = ((0.0, 25), (0.1, 25), (0.2, 25), (0.1, 10))  # (augmentation level s
 
 def train_stage(config_name: str, minutes: float, out: Path) -> dict:
     """Train a bundled configuration for ``minutes`` (steps sized from a measured step time)."""
-    per_step = step_seconds(load_experiment_config(config_name))
-    steps = max(50, int(minutes * 60 / per_step))
-    overrides = {
-        "train": {"steps": steps, "time_limit_minutes": minutes, "sample_every": 0, "checkpoint_every": steps}
-    }
-    result = run_training(load_experiment_config(config_name, overrides), out, progress=False)
-    print(f"{config_name}: {result.step} steps in {result.elapsed_seconds:.0f} s, loss {result.loss:.4f}")
-    return {
-        "config": config_name,
-        "steps": result.step,
-        "seconds": result.elapsed_seconds,
-        "loss": result.loss,
-    }
+    record = train_budgeted(config_name, out, minutes, budget_steps(config_name, minutes))
+    return {"config": config_name, **record}
 
 
 class Scores:

@@ -43,7 +43,7 @@ from ddpm.data import load_dataset
 from ddpm.data.degradations import degrade
 from ddpm.eval import frechet_distance, gaussian_stats
 from ddpm.eval.image_quality import diversity, psnr, sharpness, ssim
-from ddpm.imaging import make_image_grid, to_model_range
+from ddpm.imaging import make_image_grid, to_model_range, to_uint8
 from ddpm.pipelines import load_model
 from ddpm.pipelines.experiment import load_experiment_config, run_training
 from ddpm.pipelines.restoration import classical_baseline, restore
@@ -89,35 +89,38 @@ def step_seconds(config, repeats: int = 6) -> float:
     return float(np.median(times))
 
 
-def train_arm(
-    task: str, objective: str, budget_minutes: float, runs: Path, steps: int, prediction_type: str = ""
-) -> dict:
-    """Train one arm for ``steps`` (sized to the budget), the budget's clock as a backstop; the record
-    of what ran is kept beside the run as ``budget.json``."""
-    out = runs / task / objective
-    overrides = {
-        "train": {
-            "objective": objective,
-            "steps": steps,
-            "time_limit_minutes": budget_minutes,
-            "sample_every": 0,
-            "checkpoint_every": steps,
-        }
-    }
-    if prediction_type and objective == "diffusion":
-        overrides["diffusion"] = {"prediction_type": prediction_type}
-    config = load_experiment_config(task, overrides)
-    result = run_training(config, out, progress=False)
-    print(
-        f"{task}/{objective}: {result.step} steps in {result.elapsed_seconds:.0f} s, loss {result.loss:.4f}"
-    )
-    record = {
-        "budget_minutes": budget_minutes,
+def budget_steps(config_name: str, minutes: float) -> int:
+    """Optimiser steps that fit ``minutes`` at the measured step time of a bundled configuration."""
+    per_step = step_seconds(load_experiment_config(config_name))
+    print(f"{config_name}: {per_step:.3f} s per step at {torch.get_num_threads()} thread(s)")
+    return max(50, int(minutes * 60 / per_step))
+
+
+def train_budgeted(config_name: str, out: Path, minutes: float, steps: int, overrides: dict | None = None):
+    """Train a bundled configuration for ``steps`` (cosine schedule over them), with ``minutes`` of
+    wall clock as a backstop, no preview grids and one final checkpoint; returns what ran."""
+    train = {"steps": steps, "time_limit_minutes": minutes, "sample_every": 0, "checkpoint_every": steps}
+    overrides = {**(overrides or {}), "train": {**(overrides or {}).get("train", {}), **train}}
+    result = run_training(load_experiment_config(config_name, overrides), out, progress=False)
+    print(f"{out}: {result.step} steps in {result.elapsed_seconds:.0f} s, loss {result.loss:.4f}")
+    return {
+        "budget_minutes": minutes,
         "steps": result.step,
         "planned_steps": steps,
         "seconds": result.elapsed_seconds,
         "loss": result.loss,
     }
+
+
+def train_arm(
+    task: str, objective: str, budget_minutes: float, runs: Path, steps: int, prediction_type: str = ""
+) -> dict:
+    """Train one arm of a task; the record of what ran is kept beside the run as ``budget.json``."""
+    out = runs / task / objective
+    overrides = {"train": {"objective": objective}}
+    if prediction_type and objective == "diffusion":
+        overrides["diffusion"] = {"prediction_type": prediction_type}
+    record = train_budgeted(task, out, budget_minutes, steps, overrides)
     (out / "budget.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -146,7 +149,7 @@ def feature_space(dataset: str):
 
 
 def frechet(space, images: torch.Tensor, reference_stats) -> float:
-    feats = space(((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+    feats = space(to_uint8(images))
     return frechet_distance(*gaussian_stats(feats), *reference_stats)
 
 
@@ -158,7 +161,7 @@ def evaluate_task(
     config = diffusion.config
     x, other, y, mask = test_pairs(config, num)
     fd_name, space = feature_space(config.data.dataset)
-    ref_stats = gaussian_stats(space(((x + 1) * 127.5).round().to(torch.uint8)))
+    ref_stats = gaussian_stats(space(to_uint8(x)))
 
     outputs, seconds, spreads = {}, {}, {}
     start = time.perf_counter()
@@ -313,11 +316,7 @@ def main() -> None:
     FOLDER.mkdir(parents=True, exist_ok=True)
     for task in args.tasks.split(","):
         if not args.reuse:
-            steps = args.steps
-            if not steps:
-                per_step = step_seconds(load_experiment_config(task))
-                print(f"{task}: {per_step:.3f} s per step at {args.threads} thread(s)")
-                steps = max(50, int(args.budget_minutes * 60 / per_step))
+            steps = args.steps or budget_steps(task, args.budget_minutes)
             for objective in args.objectives.split(","):
                 train_arm(task, objective, args.budget_minutes, runs, steps, args.prediction_type)
         if args.train_only:
