@@ -7,9 +7,13 @@ The pipeline's time is measured at ``--probe-steps`` and twice that (alternating
 extrapolated to 1,000 steps on the fitted per-step cost, which is what its loop is: one network
 call and one scheduler step per timestep. Its quality is that of 1,000-step ancestral sampling,
 which our ``ancestral`` sampler reproduces to 1e-10 (tests/test_solver_parity.py) and
-``sampler_nfe.py`` scored (results/sampler_nfe.json). Writes results/sampling_time_to_quality.{json,md}.
+``sampler_nfe.py`` scored (results/sampler_nfe.json). Each side runs at its defaults: the pipeline
+eager in fp32, ours with ``generate``'s automatic precision and compilation (on CUDA: bf16 and
+torch.compile, compiled in an untimed warm-up run). Writes
+results/sampling_time_to_quality{,_DEVICE}.{json,md} (no suffix for the CPU).
 
     python benchmarks/sampling_time_to_quality.py [--num 1000] [--batch-size 100] [--repeats 3]
+        [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from dataclasses import replace
 from types import SimpleNamespace
 
 import torch
@@ -46,7 +51,7 @@ class AsDiffusersUNet(torch.nn.Module):
         return next(self.parameters()).device
 
     def forward(self, x: torch.Tensor, t) -> SimpleNamespace:
-        return SimpleNamespace(sample=self.model(x, torch.full((x.shape[0],), int(t))))
+        return SimpleNamespace(sample=self.model(x, torch.full((x.shape[0],), int(t), device=x.device)))
 
 
 def main() -> None:
@@ -56,11 +61,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--probe-steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
 
     from diffusers import DDPMPipeline, DDPMScheduler
 
-    loaded = load_model(args.checkpoint, device="cpu")
+    loaded = load_model(args.checkpoint, device=args.device)
     c, d = loaded.config.model, loaded.config.diffusion
     pipe = DDPMPipeline(
         unet=AsDiffusersUNet(loaded.model, c.image_size, c.in_channels),
@@ -77,7 +83,7 @@ def main() -> None:
     def pipeline_batch(steps: int) -> float:
         g = torch.Generator().manual_seed(0)
         run = dict(batch_size=args.batch_size, num_inference_steps=steps, generator=g, output_type="pt")
-        return timed(pipe, **run)[1]
+        return timed(pipe, **run)[1]  # its output is copied to the host: the timing includes the sync
 
     pipeline_batch(2)  # warm-up
     short, long = args.probe_steps, 2 * args.probe_steps
@@ -99,6 +105,8 @@ def main() -> None:
     rows = []
     for name, steps in OURS:
         sampler = SamplerConfig(sampler=name, steps=steps, spacing="auto")
+        if args.device != "cpu":  # compile (where automatic) outside the timed runs
+            generate(loaded, args.batch_size, sampler=replace(sampler, steps=2), progress=False)
         runs = []
         for _ in range(args.repeats if steps <= 20 else 1):
             out, seconds = timed(
@@ -124,9 +132,14 @@ def main() -> None:
         )
         print(f"{name} {steps}: {statistics.median(runs):.1f} s, FD {fd:.2f}", flush=True)
 
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else f"{torch.get_num_threads()} threads"
+    )
     lines = [
-        f"{args.num} samples of `{args.checkpoint}` at batch {args.batch_size}, {torch.get_num_threads()} "
-        f"threads. DDPMPipeline (1000 steps): {pipeline_seconds:.0f} s, extrapolated from "
+        f"{args.num} samples of `{args.checkpoint}` at batch {args.batch_size}, {where}. "
+        f"DDPMPipeline (1000 steps): {pipeline_seconds:.0f} s, extrapolated from "
         f"{args.repeats}× {short}- and {long}-step runs ({per_step * 1e3:.0f} ms per step per batch); "
         f"its quality, 1000-step ancestral sampling: domain FD {baseline_fd}.",
         "",
@@ -141,9 +154,10 @@ def main() -> None:
         ),
     ]
     write_results(
-        "sampling_time_to_quality",
+        "sampling_time_to_quality" + ("" if args.device == "cpu" else "_" + args.device.split(":")[0]),
         {
             "checkpoint": args.checkpoint,
+            "device": where,
             "num": args.num,
             "batch_size": args.batch_size,
             "threads": torch.get_num_threads(),

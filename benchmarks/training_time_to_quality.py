@@ -14,9 +14,13 @@ Arms (``--arms``, each trained for ``--budget-minutes`` of wall clock, one after
 
 Every arm is then sampled with SDE-DPM-Solver++(2M), ``--steps`` steps, ``--num`` images from the
 same seeds, and scored by domain FD (and Inception FID with ``--fid``) against ``--num`` test images.
-Writes results/training_time_to_quality.{json,md}.
+On ``--device cuda`` each arm runs at its defaults there (ours: bf16 autocast and torch.compile, the
+compile time inside the budget unless ``--compile off``; diffusers' example: fp32, its
+``mixed_precision`` default "no").
+Writes results/training_time_to_quality{,_DEVICE}.{json,md} (no suffix for the CPU).
 
     python benchmarks/training_time_to_quality.py [--budget-minutes 10] [--num 200] [--steps 20]
+        [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def example_unet(image_size: int, channels: int):
     )
 
 
-def train_example_recipe(unet, images: torch.Tensor, budget_s: float, seed: int = 0) -> dict:
+def train_example_recipe(unet, images: torch.Tensor, budget_s: float, seed: int = 0, device="cpu") -> dict:
     """The example's training loop until ``budget_s`` seconds have passed; returns its statistics."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
@@ -71,9 +75,9 @@ def train_example_recipe(unet, images: torch.Tensor, budget_s: float, seed: int 
     while time.perf_counter() - start < budget_s:
         order = torch.randperm(len(images))
         for k in range(per_epoch):
-            x0 = to_model_range(images[order[k * batch : (k + 1) * batch]])
+            x0 = to_model_range(images[order[k * batch : (k + 1) * batch]]).to(device)
             noise = torch.randn_like(x0)
-            t = torch.randint(0, 1000, (len(x0),))
+            t = torch.randint(0, 1000, (len(x0),), device=device)
             pred = unet(scheduler.add_noise(x0, noise, t), t).sample
             loss = torch.nn.functional.mse_loss(pred, noise)
             loss.backward()
@@ -90,25 +94,28 @@ def train_example_recipe(unet, images: torch.Tensor, budget_s: float, seed: int 
     return {"steps": step, "images": step * batch, "final_loss": sum(tail) / max(1, len(tail))}
 
 
-def sample_images(denoise, num: int, steps: int, image_size: int, channels: int) -> torch.Tensor:
+def sample_images(
+    denoise, num: int, steps: int, image_size: int, channels: int, device="cpu"
+) -> torch.Tensor:
     schedule = make_schedule(ScheduleConfig("linear", 1000))
     config = SamplerConfig(sampler="sde-dpm++2m", steps=steps, spacing="auto")
     out = []
     for b, s in enumerate(range(0, num, 100)):
         g = torch.Generator().manual_seed(b)
-        x_T = torch.randn((min(100, num - s), channels, image_size, image_size), generator=g)
+        x_T = torch.randn((min(100, num - s), channels, image_size, image_size), generator=g).to(device)
         with torch.no_grad():
-            out.append(sample(config, denoise, x_T, schedule, "eps", generator=g))
+            out.append(sample(config, denoise, x_T, schedule, "eps", generator=g).cpu())
     return torch.cat(out)
 
 
-def train_ours(budget_minutes: float, workdir: Path) -> tuple[object, dict]:
+def train_ours(budget_minutes: float, workdir: Path, device: str = "cpu", compile: str = "auto"):
     out = workdir / "ours"
     cmd = [sys.executable, "-m", "ddpm", "train", "--config", "fashion-mnist-demo", "--out", str(out)]
     cmd += ["--train.time_limit_minutes", str(budget_minutes), "--train.sample_every", "0", "--no-progress"]
+    cmd += ["--train.device", device, "--train.compile", compile]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
-    loaded = load_model(out, device="cpu")
+    loaded = load_model(out, device=device)
     return loaded, {
         "steps": loaded.meta["state"]["step"],
         "images": loaded.meta["state"]["images_seen"],
@@ -123,7 +130,12 @@ def main() -> None:
     p.add_argument("--num", type=int, default=200)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--fid", action="store_true", help="also Inception FID (slow on a CPU)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument(
+        "--compile", default="auto", help="our arm's train.compile (off for budgets shorter than a compile)"
+    )
     args = p.parse_args()
+    device = torch.device(args.device)
 
     images = load_fashion_mnist(split="train").images
     probe = DomainProbe(args.num)
@@ -134,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for arm in args.arms.split(","):
             if arm == "ours":
-                loaded, stats = train_ours(args.budget_minutes, Path(tmp))
+                loaded, stats = train_ours(args.budget_minutes, Path(tmp), args.device, args.compile)
                 model = loaded.model
                 params = sum(q.numel() for q in model.parameters())
 
@@ -142,9 +154,10 @@ def main() -> None:
                     return model(x, t)
             elif arm in ("diffusers", "diffusers-small"):
                 unet = example_unet(32, 1) if arm == "diffusers" else diffusers_twin(ours_config)
+                unet = unet.to(device)
                 params = sum(q.numel() for q in unet.parameters())
                 start = time.perf_counter()
-                stats = train_example_recipe(unet, images, args.budget_minutes * 60)
+                stats = train_example_recipe(unet, images, args.budget_minutes * 60, device=device)
                 stats["seconds"] = time.perf_counter() - start
 
                 def denoise(x, t, unet=unet):
@@ -152,7 +165,7 @@ def main() -> None:
             else:
                 raise SystemExit(f"unknown arm {arm!r}")
             start = time.perf_counter()
-            fake = to_uint8(sample_images(denoise, args.num, args.steps, 32, 1))
+            fake = to_uint8(sample_images(denoise, args.num, args.steps, 32, 1, device))
             row = {
                 "arm": arm,
                 "parameters": params,
@@ -175,7 +188,13 @@ def main() -> None:
     if "ours" in by_arm and "diffusers" in by_arm:
         ratio = by_arm["ours"]["domain_fd"] / by_arm["diffusers"]["domain_fd"]
     lines = [
-        f"Budget {args.budget_minutes:g} min of wall clock per arm, {torch.get_num_threads()} threads; "
+        f"Budget {args.budget_minutes:g} min of wall clock per arm, "
+        + (
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else f"{torch.get_num_threads()} threads"
+        )
+        + "; "
         f"{args.num} samples per arm (SDE-DPM-Solver++(2M), {args.steps} steps) against {args.num} test "
         f"images; real-vs-real domain FD at this N: {floor:.2f}."
         + (f" Ours / diffusers domain FD: {ratio:.3f}." if ratio is not None else ""),
@@ -189,8 +208,9 @@ def main() -> None:
         ),
     ]
     write_results(
-        "training_time_to_quality",
+        "training_time_to_quality" + ("" if device.type == "cpu" else "_" + device.type),
         {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "budget_minutes": args.budget_minutes,
             "num": args.num,
             "steps": args.steps,

@@ -1,4 +1,5 @@
-"""Where and how tensors run: device choice, numeric precision (autocast), thread settings."""
+"""Where and how tensors run: device choice, numeric precision (autocast), graph compilation,
+thread settings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from ddpm.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_MODES = ("auto", "on", "off")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -47,6 +49,32 @@ def autocast(precision: str, device: torch.device):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def resolve_compile(name: str, device: torch.device) -> bool:
+    """Whether to ``torch.compile`` the network: ``auto`` → on CUDA only.
+
+    On CUDA, kernel fusion removes most launches of a small U-Net's many elementwise ops. On a CPU
+    the measured gain is small (``benchmarks/cpu_fast_path.py --compile``, ``train_throughput.py``)
+    while compiling costs about a minute, so it is opt-in there (``on``), and it needs a C++ compiler.
+    """
+    if name not in COMPILE_MODES:
+        raise UserError(f"unknown compile setting {name!r}; choose one of {', '.join(COMPILE_MODES)}")
+    enabled = device.type == "cuda" if name == "auto" else name == "on"
+    if enabled and device.type == "cpu":
+        import shutil
+
+        if not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
+            raise UserError("torch.compile on a CPU needs a C++ compiler (install g++) or use compile off")
+    return enabled
+
+
+def compiled(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``torch.compile(module)`` when ``enabled`` (compiled lazily, at the first call), else ``module``.
+
+    The compiled wrapper shares parameters with ``module``; save and load through ``module`` itself.
+    """
+    return torch.compile(module) if enabled else module
 
 
 def set_threads(num_threads: int) -> None:

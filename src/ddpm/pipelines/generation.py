@@ -12,7 +12,7 @@ from ddpm.errors import UserError
 from ddpm.imaging import make_image_grid
 from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
 from ddpm.pipelines.loading import LoadedModel
-from ddpm.runtime import progress_bar, resolve_precision
+from ddpm.runtime import compiled, progress_bar, resolve_compile, resolve_precision
 from ddpm.samplers import SamplerConfig, TrajectoryRecorder, guided_denoiser, sample
 
 
@@ -48,6 +48,7 @@ def generate(
     sampler: SamplerConfig | None = None,
     batch_size: int = 64,
     precision: str = "auto",
+    compile: str = "auto",
     class_labels: torch.Tensor | None = None,
     prompts: list[str] | None = None,
     guidance: float | None = None,
@@ -66,11 +67,13 @@ def generate(
     without labels or prompts the unconditional model is sampled. An image-conditional model needs
     ``cond_image`` (num, cond_channels, H, W) in [−1, 1], e.g. from :func:`ddpm.data.task_condition`;
     a cascade SR stage also takes the noise level ``aug_level`` the image was augmented with (default 0).
+    ``precision`` and ``compile`` are as in :func:`ddpm.runtime.resolve_precision` / ``resolve_compile``.
     """
     sampler = sampler or loaded.config.sample
     c = loaded.config.model
     device = next(loaded.model.parameters()).device
     precision = resolve_precision(precision, device)
+    network = compiled(loaded.model, resolve_compile(compile, device))
     inputs, guided = _inputs(loaded, num, class_labels, prompts, guidance, cond_image)
     if c.aug_level:
         inputs.shared["aug_level"] = torch.full((num,), float(aug_level or 0.0))
@@ -86,9 +89,9 @@ def generate(
         x_T = torch.randn((n, c.in_channels, c.image_size, c.image_size), generator=g).to(device)
         cond, null = inputs.batch(start, n, device)
         if guided and scale not in (0.0, 1.0):
-            denoise = guided_denoiser(model_pair_denoiser(loaded.model, cond, null, precision), scale)
+            denoise = guided_denoiser(model_pair_denoiser(network, cond, null, precision), scale)
         else:  # w = 1 is the conditional model alone, w = 0 the unconditional one: one call each
-            denoise = model_denoiser(loaded.model, precision, **(cond if guided and scale else null))
+            denoise = model_denoiser(network, precision, **(cond if guided and scale else null))
         callback = None
         if b == 0 and animate:
             recorder = callback = TrajectoryRecorder(every=max(1, steps // frames))

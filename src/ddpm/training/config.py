@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ddpm.runtime import PRECISIONS
+from ddpm.runtime import COMPILE_MODES, PRECISIONS
 
 LR_SCHEDULES = ("constant", "cosine")
 OBJECTIVES = ("diffusion", "regression")
@@ -41,6 +41,9 @@ class TrainConfig:
     ema_decay: float = field(default=0.9999, metadata={"help": "EMA decay of the weights"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 where native), fp32 or bf16"})
     channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
+    compile: str = field(
+        default="auto", metadata={"help": "torch.compile the network: auto (on CUDA only), on or off"}
+    )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
     num_threads: int = field(default=0, metadata={"help": "CPU threads; 0 = PyTorch's default"})
     seed: int = field(default=0, metadata={"help": "seed of every random draw (data order, t, ε)"})
@@ -61,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose constant or cosine")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"unknown compile {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
         for name in (
             "steps",
             "batch_size",

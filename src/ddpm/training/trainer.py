@@ -19,7 +19,9 @@ from ddpm.models import UNet, UNetConfig
 from ddpm.process import DiffusionConfig
 from ddpm.runtime import (
     autocast,
+    compiled,
     progress_bar,
+    resolve_compile,
     resolve_device,
     resolve_precision,
     set_threads,
@@ -202,6 +204,8 @@ class _Loop:
         if self.topology.distributed:
             ids = [device.index] if device.type == "cuda" else None
             self.train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # the compiled wrapper (when on) runs the forward pass; saving goes through self.model
+        self.forward_model = compiled(self.train_model, resolve_compile(self.tc.compile, device))
         shape = (self.tc.sample_num, run.model.in_channels, run.model.image_size, run.model.image_size)
         self.grid_noise = torch.randn(shape, generator=torch.Generator().manual_seed(self.tc.seed + 1))
 
@@ -300,7 +304,7 @@ class _Loop:
                 sync = self.train_model.no_sync()  # average gradients once, after the last micro-batch
             c = {k: v[part] for k, v in cond.items()}
             with sync, autocast(self.precision, self.device):
-                model_fn = lambda xt, tt, c=c: self.train_model(xt, tt, **c)  # noqa: E731
+                model_fn = lambda xt, tt, c=c: self.forward_model(xt, tt, **c)  # noqa: E731
                 if self.tc.objective == "regression":
                     loss = regression_loss(model_fn, x0[part])
                 else:
