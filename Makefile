@@ -5,7 +5,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data demo test test-all lint bench
+.PHONY: install data demo test test-all lint bench perf
 
 install: data
 	$(PIP) install --quiet "torch==2.13.0"
@@ -36,3 +36,9 @@ lint:
 
 bench: install
 	cd benchmarks && $(PYTHON) sampler_nfe.py
+
+# the performance suite on this machine's CPU (about 90 minutes on 2 cores); on a GPU use
+# benchmarks/gpu_perf_suite.sh
+perf: install
+	cd benchmarks && $(PYTHON) train_throughput.py --compile && $(PYTHON) cpu_fast_path.py --compile && \
+		$(PYTHON) sampling_time_to_quality.py && $(PYTHON) training_time_to_quality.py --num 500 --fid

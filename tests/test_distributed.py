@@ -68,5 +68,32 @@ def test_two_processes_with_gloo_match_one(tmp_path, plain):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     _close(_weights(tmp_path / "ddp"), plain)
-    # rank 0 alone wrote: one log, one set of checkpoints
+    # rank 0 alone wrote: one log, one set of checkpoints, one closing message
     assert len((tmp_path / "ddp" / "log.jsonl").read_text().splitlines()) == 2
+    assert done.stdout.count("trained to step 6") == 1
+
+
+def _vote(rank: int, init_file: str, results) -> None:
+    import torch.distributed as dist
+
+    from ddpm.training.distributed import Topology, any_rank
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        topology = Topology(rank, 2, rank)
+        results[rank] = (
+            any_rank(rank == 1, topology, torch.device("cpu")),  # one rank's deadline passed
+            any_rank(False, topology, torch.device("cpu")),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_stop_on_one_rank_stops_every_rank(tmp_path):
+    """A time limit seen by one process alone must stop all (else the others hang in all-reduce)."""
+    import torch.multiprocessing as mp
+
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_vote, args=(str(tmp_path / "init"), results), nprocs=2)
+        assert dict(results) == {0: (True, False), 1: (True, False)}

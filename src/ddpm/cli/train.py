@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(to_dict(config), indent=2))
         return 0
     result = run_training(config, out, resume=args.resume, progress=not args.no_progress)
+    if not result.main_process:
+        return 0
     print(
         f"trained to step {result.step} in {result.elapsed_seconds / 60:.1f} min "
         f"(last loss {result.loss:.4f}); "

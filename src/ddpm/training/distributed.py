@@ -60,3 +60,13 @@ def mean_over_ranks(value: float, topology: Topology, device: torch.device) -> f
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t) / topology.world
+
+
+def any_rank(flag: bool, topology: Topology, device: torch.device) -> bool:
+    """Whether ``flag`` holds on any process, so that all of them take the same branch (e.g. stop at
+    a time limit together: a rank that stopped alone would leave the others waiting in all-reduce)."""
+    if not topology.distributed:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -41,7 +41,7 @@ from ddpm.training.checkpoint import (
 )
 from ddpm.training.conditioning import Conditioning, TextContext
 from ddpm.training.config import TrainConfig, learning_rate
-from ddpm.training.distributed import mean_over_ranks, topology_from_env
+from ddpm.training.distributed import any_rank, mean_over_ranks, topology_from_env
 from ddpm.training.distributed import start as start_distributed
 from ddpm.training.distributed import stop as stop_distributed
 from ddpm.training.ema import EMA
@@ -74,6 +74,7 @@ class TrainResult:
     step: int
     loss: float
     elapsed_seconds: float
+    main_process: bool = True  # False on the other ranks of a torchrun job, which save nothing
 
 
 class _Logger:
@@ -394,8 +395,9 @@ class _Loop:
                     self._sample_grid()
                 if self.step % tc.checkpoint_every == 0:
                     self._save()
-                if deadline is not None and time.monotonic() > deadline:
-                    bar.write(f"time limit of {tc.time_limit_minutes} min reached at step {self.step}")
+                if deadline is not None and any_rank(time.monotonic() > deadline, self.topology, self.device):
+                    if self.topology.is_main:
+                        bar.write(f"time limit of {tc.time_limit_minutes} min reached at step {self.step}")
                     break
         except KeyboardInterrupt:
             bar.close()
@@ -407,4 +409,4 @@ class _Loop:
         path = self._save() if self.step > self.last_saved else self.checkpoints.latest()
         if tc.sample_every and self.step % tc.sample_every != 0:
             self._sample_grid()
-        return TrainResult(path, self.step, loss, self.elapsed)
+        return TrainResult(path, self.step, loss, self.elapsed, self.topology.is_main)
