@@ -18,20 +18,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 WORK=$(mktemp -d)
 
-stage() {  # stage NAME SECONDS COMMAND...
-    local name=$1 limit=$2
-    shift 2
-    local start=$SECONDS
-    timeout "$limit" "$@" >"$WORK/$name.log" 2>&1
-    echo "== $name: exit $? after $((SECONDS - start)) s"
-    tail -n 4 "$WORK/$name.log"
-    pack
-}
-
-pack() {  # everything small in one archive, refreshed after each stage
-    tar -czf "$OUT/results.tgz" benchmarks/results -C "$WORK" \
-        $(cd "$WORK" && ls ./*.log ./*.json ./*.png 2>/dev/null)
-}
+. benchmarks/stages.sh
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"

@@ -21,16 +21,9 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 WORK=$(mktemp -d)
 SUITE_START=$SECONDS
+TAIL=12
 
-stage() {  # stage NAME SECONDS COMMAND...
-    local name=$1 limit=$2
-    shift 2
-    local start=$SECONDS
-    timeout "$limit" "$@" >"$WORK/$name.log" 2>&1
-    echo "== $name: exit $? after $((SECONDS - start)) s"
-    tail -n 12 "$WORK/$name.log"
-    tar -czf "$OUT/results.tgz" benchmarks/results -C "$WORK" $(cd "$WORK" && ls ./*.log)
-}
+. benchmarks/stages.sh
 
 if [ "$DEVICE" = cuda ]; then
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
