@@ -55,8 +55,9 @@ def resolve_compile(name: str, device: torch.device) -> bool:
     """Whether to ``torch.compile`` the network: ``auto`` → on CUDA only.
 
     On CUDA, kernel fusion removes most launches of a small U-Net's many elementwise ops. On a CPU
-    the measured gain is small (``benchmarks/cpu_fast_path.py --compile``, ``train_throughput.py``)
-    while compiling costs about a minute, so it is opt-in there (``on``), and it needs a C++ compiler.
+    the measured gain is no more than channels_last's (``benchmarks/cpu_fast_path.py --compile``,
+    ``train_throughput.py``) while a first compile takes about a minute, so it is opt-in there
+    (``on``), and it needs a C++ compiler.
     """
     if name not in COMPILE_MODES:
         raise UserError(f"unknown compile setting {name!r}; choose one of {', '.join(COMPILE_MODES)}")
