@@ -10,6 +10,7 @@ from ddpm.configuration import to_dict
 from ddpm.data import load_digits
 from ddpm.pipelines import load_experiment_config
 from ddpm.training import TrainingRun
+from ddpm.training.checkpoint import read_tensors
 
 
 def tiny_config(**train_overrides):
@@ -27,3 +28,15 @@ def tiny_run(**train_overrides) -> TrainingRun:
 def digits_images(n: int | None = None) -> torch.Tensor:
     images = load_digits(8).images
     return images if n is None else images[:n]
+
+
+def final_weights(run_dir):
+    """(model, EMA) tensors of a run's newest checkpoint."""
+    ckpt = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    return read_tensors(ckpt, "model"), read_tensors(ckpt, "ema")
+
+
+def assert_weights_close(a, b, tol=1e-5):
+    for group_a, group_b in zip(a, b, strict=True):
+        for k in group_a:
+            assert torch.allclose(group_a[k], group_b[k], rtol=tol, atol=tol), k

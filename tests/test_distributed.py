@@ -9,39 +9,27 @@ import pytest
 import torch
 
 from ddpm.training import train
-from ddpm.training.checkpoint import read_tensors
 
-from .helpers import digits_images, tiny_run
+from .helpers import assert_weights_close, digits_images, final_weights, tiny_run
 
 ARGS = dict(steps=6, batch_size=8, checkpoint_every=6, lr_schedule="cosine", warmup_steps=2, hflip=True)
-
-
-def _weights(run_dir):
-    ckpt = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
-    return read_tensors(ckpt, "model"), read_tensors(ckpt, "ema")
-
-
-def _close(a, b, tol=1e-5):
-    for group_a, group_b in zip(a, b, strict=True):
-        for k in group_a:
-            assert torch.allclose(group_a[k], group_b[k], rtol=tol, atol=tol), k
 
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
     out = tmp_path_factory.mktemp("plain")
     train(tiny_run(**ARGS), digits_images(), out, progress=False)
-    return _weights(out)
+    return final_weights(out)
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path, plain):
     train(tiny_run(**ARGS, grad_accum_steps=4), digits_images(), tmp_path, progress=False)
-    _close(_weights(tmp_path), plain)
+    assert_weights_close(final_weights(tmp_path), plain)
 
 
 def test_gradient_checkpointing_matches(tmp_path, plain):
     train(tiny_run(**ARGS, grad_checkpointing=True), digits_images(), tmp_path, progress=False)
-    _close(_weights(tmp_path), plain)
+    assert_weights_close(final_weights(tmp_path), plain)
 
 
 def test_two_processes_with_gloo_match_one(tmp_path, plain):
@@ -67,7 +55,7 @@ def test_two_processes_with_gloo_match_one(tmp_path, plain):
     ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    _close(_weights(tmp_path / "ddp"), plain)
+    assert_weights_close(final_weights(tmp_path / "ddp"), plain)
     # rank 0 alone wrote: one log, one set of checkpoints, one closing message
     assert len((tmp_path / "ddp" / "log.jsonl").read_text().splitlines()) == 2
     assert done.stdout.count("trained to step 6") == 1

@@ -10,8 +10,8 @@ from ddpm.errors import UserError
 from ddpm.runtime import bf16_is_fast, resolve_compile, resolve_precision
 from ddpm.training import TrainConfig, train
 
-from .helpers import digits_images, tiny_run
-from .test_distributed import ARGS, _close, _weights
+from .helpers import assert_weights_close, digits_images, final_weights, tiny_run
+from .test_distributed import ARGS
 
 CPU = torch.device("cpu")
 
@@ -46,7 +46,7 @@ def test_compiled_training_and_sampling_match_eager(tmp_path):
     eager_dir, compiled_dir = tmp_path / "eager", tmp_path / "compiled"
     train(tiny_run(**ARGS), digits_images(), eager_dir, progress=False)
     train(tiny_run(**ARGS, compile="on"), digits_images(), compiled_dir, progress=False)
-    _close(_weights(compiled_dir), _weights(eager_dir), tol=1e-4)
+    assert_weights_close(final_weights(compiled_dir), final_weights(eager_dir), tol=1e-4)
 
     loaded = load_model(eager_dir, device="cpu")
     sampler = SamplerConfig(sampler="ddim", steps=5)
