@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import torch
 
+from ddpm.checkpoints import read_tensors
 from ddpm.configuration import to_dict
 from ddpm.data import load_digits
 from ddpm.pipelines import load_experiment_config
 from ddpm.training import TrainingRun
-from ddpm.training.checkpoint import read_tensors
 
 
 def tiny_config(**train_overrides):

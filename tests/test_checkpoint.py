@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
+from ddpm.checkpoints import CheckpointDir, read_meta, read_tensors, write_checkpoint
+from ddpm.checkpoints import files as ckpt
 from ddpm.errors import UserError
 from ddpm.pipelines import load_model
-from ddpm.training import checkpoint as ckpt
 from ddpm.training import train
-from ddpm.training.checkpoint import CheckpointDir, read_meta, read_tensors, write_checkpoint
 
 from .helpers import digits_images, tiny_run
 

@@ -47,8 +47,8 @@ def test_domain_classifier_shapes():
 
 
 def test_domain_classifier_loads_from_the_cache_folder(tmp_path, monkeypatch):
+    from ddpm.checkpoints import write_checkpoint
     from ddpm.eval.domain_classifier import VERSION, load_domain_classifier
-    from ddpm.training.checkpoint import write_checkpoint
 
     model = SmallCNN()
     write_checkpoint(tmp_path / VERSION, {"model": model.state_dict()}, {"test_accuracy": 0.5})

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from ddpm.checkpoints import read_tensors
 from ddpm.training import train
 from ddpm.training import trainer as trainer_module
-from ddpm.training.checkpoint import read_tensors
 
 from .helpers import digits_images, tiny_run
 

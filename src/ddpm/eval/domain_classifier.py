@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ddpm.checkpoints import read_meta, read_tensors, write_checkpoint
 from ddpm.data import load_fashion_mnist
 from ddpm.errors import UserError
 from ddpm.fileio import cache_dir
 from ddpm.imaging import to_model_range
 from ddpm.runtime import progress_bar
-from ddpm.training.checkpoint import read_meta, read_tensors, write_checkpoint
 
 VERSION = "fashion-mnist-cnn-v1"
 FEATURE_DIM = 128

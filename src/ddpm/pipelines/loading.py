@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
+from ddpm.checkpoints import CheckpointDir, read_meta, read_tensors, write_checkpoint
 from ddpm.configuration import from_dict, to_dict
 from ddpm.errors import UserError
 from ddpm.models import UNet
 from ddpm.pipelines.experiment import ExperimentConfig
 from ddpm.runtime import resolve_device
 from ddpm.schedules import NoiseSchedule, make_schedule
-from ddpm.training.checkpoint import CheckpointDir, read_meta, read_tensors, write_checkpoint
 
 
 def pretrained_names() -> list[str]:

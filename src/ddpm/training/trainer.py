@@ -11,6 +11,15 @@ from pathlib import Path
 
 import torch
 
+from ddpm.checkpoints import (
+    CheckpointDir,
+    decode_bytes,
+    encode_bytes,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    read_meta,
+    read_tensors,
+)
 from ddpm.configuration import diff, merge
 from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
@@ -30,15 +39,6 @@ from ddpm.runtime import (
 from ddpm.samplers import SamplerConfig
 from ddpm.schedules import make_schedule
 from ddpm.training.batches import batch_indices
-from ddpm.training.checkpoint import (
-    CheckpointDir,
-    decode_bytes,
-    encode_bytes,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
-    read_meta,
-    read_tensors,
-)
 from ddpm.training.conditioning import Conditioning, TextContext
 from ddpm.training.config import TrainConfig, learning_rate
 from ddpm.training.distributed import any_rank, mean_over_ranks, topology_from_env
