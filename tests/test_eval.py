@@ -46,17 +46,30 @@ def test_domain_classifier_shapes():
     assert model.features(x).shape == (3, 128) and model(x).shape == (3, 10)
 
 
-def test_domain_classifier_loads_from_the_cache_folder(tmp_path, monkeypatch):
+def test_domain_classifier_loads_from_a_given_folder(tmp_path):
     from ddpm.checkpoints import write_checkpoint
     from ddpm.eval.domain_classifier import VERSION, load_domain_classifier
 
     model = SmallCNN()
     write_checkpoint(tmp_path / VERSION, {"model": model.state_dict()}, {"test_accuracy": 0.5})
-    monkeypatch.setenv("DDPM_CACHE", str(tmp_path))
-    loaded = load_domain_classifier(progress=False)
+    loaded = load_domain_classifier(tmp_path, progress=False)
     x = torch.randn(2, 1, 32, 32)
     assert loaded.test_accuracy == 0.5 and loaded.path == tmp_path / VERSION
     assert torch.equal(loaded.features_and_logits(x)[1], model.eval()(x))
+
+
+def test_domain_classifier_ships_with_the_package(tmp_path, monkeypatch):
+    """The default classifier is the packaged one: nothing is trained, nothing cached."""
+    from ddpm.eval import domain_classifier as dc
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the shipped domain classifier should be loaded, not trained")
+
+    monkeypatch.setattr(dc, "train_domain_classifier", no_training)
+    monkeypatch.setenv("DDPM_CACHE", str(tmp_path))
+    loaded = dc.load_domain_classifier(progress=False)
+    assert loaded.path == dc.PACKAGED and loaded.test_accuracy > 0.9
+    assert not any(tmp_path.iterdir())
 
 
 def test_kid_matches_brute_force_mmd():

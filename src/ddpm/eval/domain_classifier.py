@@ -2,7 +2,8 @@
 
 Its 128-d penultimate features give a Fréchet distance ("domain FD") in seconds, and its
 predictions give the class histogram of generated images. It is trained by this project on
-the training split, so its numbers are comparable only within this project (unlike FID).
+the training split, so its numbers are comparable only within this project (unlike FID). Its
+weights ship with the package (``weights/``); :func:`main` reproduces them.
 """
 
 from __future__ import annotations
@@ -117,16 +118,47 @@ def train_domain_classifier(
     return model, accuracy
 
 
+PACKAGED = Path(__file__).parent / "weights" / VERSION
+REPRODUCE = "python -m ddpm.eval.domain_classifier --out src/ddpm/eval/weights/" + VERSION
+
+
 def load_domain_classifier(folder: str | Path | None = None, progress: bool = True) -> DomainClassifier:
-    """The classifier cached in ``folder`` (default: the cache folder, $DDPM_CACHE), trained (a
-    few minutes on 2 CPU cores) and cached there on first use."""
-    path = Path(folder or cache_dir()) / VERSION
+    """The classifier in ``folder``; by default the weights shipped with the package (trained by
+    ``REPRODUCE``), else the cache folder ($DDPM_CACHE), where it is trained (minutes on 2 CPU
+    cores) and kept on first use if neither exists."""
+    if folder is not None:
+        path = Path(folder) / VERSION
+    elif (PACKAGED / "checkpoint.json").is_file():
+        path = PACKAGED
+    else:
+        path = cache_dir() / VERSION
     if not (path / "checkpoint.json").is_file():
-        model, accuracy = train_domain_classifier(progress=progress)
-        write_checkpoint(
-            path, {"model": model.state_dict()}, {"kind": "domain-classifier", "test_accuracy": accuracy}
-        )
+        save_domain_classifier(path, progress=progress)
     meta = read_meta(path)
     model = SmallCNN()
     model.load_state_dict(read_tensors(path, "model"))
     return DomainClassifier(model.eval().requires_grad_(False), float(meta["test_accuracy"]), path)
+
+
+def save_domain_classifier(path: str | Path, seed: int = 0, progress: bool = True) -> float:
+    """Train the classifier with the default recipe and write it to ``path``; its test accuracy."""
+    model, accuracy = train_domain_classifier(seed=seed, progress=progress)
+    meta = {"kind": "domain-classifier", "version": VERSION, "seed": seed, "test_accuracy": accuracy}
+    write_checkpoint(path, {"model": model.state_dict()}, meta)
+    return accuracy
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Reproduce the shipped weights: ``python -m ddpm.eval.domain_classifier --out DIR``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train the Fashion-MNIST domain classifier.")
+    parser.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batches")
+    args = parser.parse_args(argv)
+    accuracy = save_domain_classifier(args.out, seed=args.seed)
+    print(f"wrote {args.out}: test accuracy {accuracy:.4f}")
+
+
+if __name__ == "__main__":
+    main()
