@@ -26,54 +26,19 @@ from ddpm.samplers import (
 )
 from ddpm.schedules import ScheduleConfig, make_schedule
 
+from .sampler_oracle import (
+    EULER_RTOL,
+    SHAPE,
+    THEIR_PREDICTION,
+    THEIR_SCHEDULE,
+    gaussian_model,
+    noise,
+    parity_tolerance,
+    run_diffusers,
+    their_grid,
+)
+
 T = 1000
-SHAPE = (2, 1, 4, 4)
-THEIR_SCHEDULE = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
-THEIR_PREDICTION = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
-
-
-def gaussian_model(schedule, prediction_type, mu=0.2, std=0.5):
-    """The exact prediction for N(mu, std²) data plus a nonlinear wobble; ᾱ interpolated in t."""
-    table = schedule.alpha_bar
-
-    def denoise(x, t):
-        t = t.to(torch.float64)
-        lo = t.floor().long().clamp(0, len(table) - 1)
-        hi = (lo + 1).clamp(max=len(table) - 1)
-        ab = (table[lo] + (t - lo) * (table[hi] - table[lo])).to(x.dtype)[:, None, None, None]
-        x0 = (
-            mu + ab.sqrt() * std**2 / (ab * std**2 + 1 - ab) * (x - ab.sqrt() * mu) + 0.05 * torch.tanh(3 * x)
-        )
-        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-        return {"eps": eps, "x0": x0, "v": ab.sqrt() * eps - (1 - ab).sqrt() * x0}[prediction_type]
-
-    return denoise
-
-
-def _tolerance(schedule_name, prediction_type):
-    """diffusers' DPM/UniPC steps cast x to float32; with ε-prediction on the cosine schedule
-    (ᾱ_T ≈ 4e-9 at the first step) x̂_0 = (x − σ ε)/α then loses about four digits there, so
-    that one combination agrees to 1e-3 (see also the convergence tests, which use no oracle)."""
-    return 1e-3 if (schedule_name, prediction_type) == ("cosine", "eps") else 1e-5
-
-
-def their_grid(scheduler) -> NoiseGrid:
-    return NoiseGrid(scheduler.timesteps.double(), scheduler.sigmas.double())
-
-
-def run_diffusers(scheduler, denoise, x, noises=None, generator=None, scale_input=False):
-    for i, t in enumerate(scheduler.timesteps):
-        inp = scheduler.scale_model_input(x, t) if scale_input else x
-        out = denoise(inp, torch.full((x.shape[0],), float(t), dtype=torch.float64))
-        kwargs = {"variance_noise": noises[i]} if noises is not None else {}
-        if generator is not None:
-            kwargs["generator"] = generator
-        x = scheduler.step(out, t, x, **kwargs).prev_sample.double()
-    return x
-
-
-def noise(seed=0):
-    return torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +79,7 @@ def test_dpm_solver_multistep(schedule_name, prediction_type, order, algorithm, 
         generator=torch.Generator().manual_seed(7),
     )
     theirs = run_diffusers(ref, denoise, noise(), noises if algorithm.startswith("sde") else None)
-    assert torch.allclose(ours, theirs, atol=_tolerance(schedule_name, prediction_type), rtol=0)
+    assert torch.allclose(ours, theirs, atol=parity_tolerance(schedule_name, prediction_type), rtol=0)
 
 
 @pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
@@ -207,18 +172,23 @@ def test_unipc_bh1_to_zero():
     assert torch.isfinite(bh1).all() and (bh1 - bh2).abs().max() < 0.05
 
 
-# Euler-type steps in diffusers run in float32 on x_ve, whose scale is σ_max ≈ 157 (linear) to 10⁴
-# (cosine): their rounding is ≈ σ_max · 6e-8, so parity is checked relative to that scale.
-EULER_RTOL = 1e-6
+def _start_like(scheduler, x_T):
+    """Our VP start for the x_ve = init_noise_sigma · z diffusers starts from: with ``linspace`` or
+    ``trailing`` spacing that is σ_max · z for Euler and Heun alike (diffusers 0.42), not √(σ_max²+1) · z."""
+    return x_T * scheduler.init_noise_sigma / (1 + scheduler.sigmas[0].double() ** 2).sqrt()
 
 
 @pytest.mark.parametrize("schedule_name, karras", [("linear", True), ("linear", False), ("cosine", True)])
 @pytest.mark.parametrize("prediction_type", ["eps", "v"])
 def test_euler_and_heun(schedule_name, prediction_type, karras):
-    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    config = ScheduleConfig(schedule_name, T)
+    schedule = make_schedule(config)
     kwargs = dict(
         num_train_timesteps=T,
         beta_schedule=THEIR_SCHEDULE[schedule_name],
+        # Heun's defaults are Stable Diffusion's (8.5e-4, 0.012), Euler's DDPM's: name the model's
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
         prediction_type=THEIR_PREDICTION[prediction_type],
         use_karras_sigmas=karras,
         timestep_spacing="trailing",
@@ -226,20 +196,22 @@ def test_euler_and_heun(schedule_name, prediction_type, karras):
     denoise = gaussian_model(schedule, prediction_type)
     euler = EulerDiscreteScheduler(**kwargs)
     euler.set_timesteps(12)
-    x_T = noise()
-    theirs = run_diffusers(euler, denoise, x_T * euler.init_noise_sigma, scale_input=True)
-    ours = euler_sample(denoise, x_T, their_grid(euler), prediction_type=prediction_type)
+    assert euler.init_noise_sigma == euler.sigmas.max()
+    theirs = run_diffusers(euler, denoise, noise() * euler.init_noise_sigma, scale_input=True)
+    ours = euler_sample(
+        denoise, _start_like(euler, noise()), their_grid(euler), prediction_type=prediction_type
+    )
     scale = float(euler.sigmas[0])
     assert torch.allclose(ours, theirs, atol=max(1e-5, EULER_RTOL * scale), rtol=0)
 
     heun = HeunDiscreteScheduler(**kwargs)
     heun.set_timesteps(8)
-    theirs = run_diffusers(heun, denoise, x_T * heun.init_noise_sigma, scale_input=True)
-    # diffusers' Heun starts from σ_max · z where Euler starts from √(σ_max² + 1) · z; start ours there too
-    x_T = x_T * heun.init_noise_sigma / (1 + heun.sigmas[0].double() ** 2).sqrt()
+    # the model's schedule, not Heun's default one
+    assert torch.allclose(heun.alphas_cumprod.double(), schedule.alpha_bar, rtol=1e-5)
+    theirs = run_diffusers(heun, denoise, noise() * heun.init_noise_sigma, scale_input=True)
     # diffusers repeats each inner timestep for Heun's second evaluation; the grid itself is:
     grid = NoiseGrid(heun.timesteps[::2].double(), torch.cat([heun.sigmas[:1], heun.sigmas[1::2]]).double())
-    ours = heun_sample(denoise, x_T, grid, prediction_type=prediction_type)
+    ours = heun_sample(denoise, _start_like(heun, noise()), grid, prediction_type=prediction_type)
     assert torch.allclose(ours, theirs, atol=max(1e-5, EULER_RTOL * scale), rtol=0)
 
 

@@ -38,7 +38,13 @@ def add_parser(sub) -> None:
         help="cascade: noise level added to the base's upsampled images (default: half the SR training max)",
     )
     p.add_argument("--num", type=int, default=64, help="number of images (default: 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same images")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed (default: 0); image i depends only on (seed, i), so --num 8 gives the first 8 "
+        "images of --num 16, whatever --batch-size",
+    )
     p.add_argument("--out", default="samples.png", help="image grid to write (default: samples.png)")
     p.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about √num)")
     p.add_argument(

@@ -13,7 +13,7 @@ from ddpm.imaging import make_image_grid
 from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.runtime import compiled, progress_bar, resolve_compile, resolve_precision
-from ddpm.samplers import SamplerConfig, TrajectoryRecorder, guided_denoiser, sample
+from ddpm.samplers import SamplerConfig, TrajectoryRecorder, guided_denoiser, image_generators, randn, sample
 
 
 @dataclass
@@ -58,9 +58,11 @@ def generate(
     frames: int = 40,
     progress: bool = True,
 ) -> Generation:
-    """Draw ``num`` samples; ``seed`` fixes everything (same seed and batch size, same images).
+    """Draw ``num`` samples; image i depends only on (``seed``, i), not on ``num`` or ``batch_size``.
 
-    Each image's starting noise and sampler noise come from a generator seeded by (seed, batch);
+    Image i's starting noise and every per-step noise of a stochastic sampler come from its own
+    generator, seeded by :func:`ddpm.samplers.image_seed` (seed, i). (Batch sizes change only the
+    network's own rounding: float32 matrix products may differ in the last bits between batch sizes.)
     ``animate`` > 0 records about ``frames`` frames of the first ``animate`` images (x_t over time).
     A class-conditional model takes ``class_labels``, a text-conditional one ``prompts`` (both cycled
     over the images); ``guidance`` is the classifier-free guidance scale (default: the model's), and
@@ -85,8 +87,8 @@ def generate(
     batches = range(0, num, batch_size)
     for b, start in enumerate(progress_bar(batches, desc="sampling", enabled=progress and len(batches) > 1)):
         n = min(batch_size, num - start)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + b)
-        x_T = torch.randn((n, c.in_channels, c.image_size, c.image_size), generator=g).to(device)
+        g = image_generators(seed, start, n)
+        x_T = randn((n, c.in_channels, c.image_size, c.image_size), g, device=device)
         cond, null = inputs.batch(start, n, device)
         if guided and scale not in (0.0, 1.0):
             denoise = guided_denoiser(model_pair_denoiser(network, cond, null, precision), scale)

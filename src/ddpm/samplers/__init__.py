@@ -9,15 +9,20 @@ from ddpm.samplers.grid import NoiseGrid, discrete_grid, karras_grid, karras_sig
 from ddpm.samplers.guidance import classifier_free_guidance, guided_denoiser
 from ddpm.samplers.inversion import ddim_invert
 from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
+from ddpm.samplers.noise import Generators, image_generators, image_seed, randn, randn_like
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
+from ddpm.samplers.table import SAMPLER_TABLE, SamplerEntry
 from ddpm.samplers.unipc import unipc_sample
 
 __all__ = [
     "SAMPLERS",
+    "SAMPLER_TABLE",
     "SPACINGS",
     "Denoiser",
+    "Generators",
     "NoiseGrid",
     "SamplerConfig",
+    "SamplerEntry",
     "Threshold",
     "TrajectoryRecorder",
     "classifier_free_guidance",
@@ -32,10 +37,14 @@ __all__ = [
     "euler_sample",
     "guided_denoiser",
     "heun_sample",
+    "image_generators",
+    "image_seed",
     "karras_grid",
     "karras_sigmas",
     "logsnr_grid",
     "make_grid",
+    "randn",
+    "randn_like",
     "sample",
     "sample_on_grid",
     "spaced_timesteps",

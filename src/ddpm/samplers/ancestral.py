@@ -7,6 +7,7 @@ import torch
 from ddpm.process import q_posterior_mean, reverse_mean_from_eps, reverse_variance
 from ddpm.runtime import progress_bar
 from ddpm.samplers.common import Denoiser, StepCallback, model_x0_eps
+from ddpm.samplers.noise import Generators, randn_like
 from ddpm.schedules import NoiseSchedule, respace
 
 
@@ -16,7 +17,7 @@ def ddpm_sample(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     *,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     prediction_type: str = "eps",
     variance: str = "beta",
     clip_x0: bool = False,
@@ -49,7 +50,7 @@ def ddpm_sample(
         if callback is not None:
             callback(i, t, x, x0)
         if index > 0:
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+            z = randn_like(x, generator)
             x = mean + reverse_variance(index, chain, x, variance).sqrt() * z
         else:
             x = mean

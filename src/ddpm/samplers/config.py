@@ -7,34 +7,18 @@ from dataclasses import dataclass, field
 import torch
 
 from ddpm.process import VARIANCE_TYPES
-from ddpm.samplers.ancestral import ddpm_sample
 from ddpm.samplers.common import Denoiser, StepCallback, Threshold
-from ddpm.samplers.ddim import ddim_sample
-from ddpm.samplers.dpm_solver import dpm_solver_multistep, dpm_solver_singlestep
 from ddpm.samplers.grid import FINAL_LEVELS, NoiseGrid, discrete_grid, karras_grid, logsnr_grid
-from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
+from ddpm.samplers.noise import Generators
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
-from ddpm.samplers.unipc import unipc_sample
+from ddpm.samplers.table import SAMPLER_TABLE
 from ddpm.schedules import NoiseSchedule
 
-SAMPLERS = {
-    "ancestral": "DDPM Algorithm 2, stochastic; fewer steps than T run the respaced chain",
-    "ddim": "DDIM (Song et al. 2021); eta = 0 deterministic, eta = 1 ancestral with β̃",
-    "dpm++2m": "DPM-Solver++(2M), multistep, second order (Lu et al. 2022b)",
-    "dpm++3m": "DPM-Solver++(3M), multistep, third order",
-    "sde-dpm++2m": "SDE-DPM-Solver++(2M), stochastic multistep, second order",
-    "dpm-solver-2": "single-step DPM-Solver-2 (Lu et al. 2022a); --dpm-algorithm picks ε or x0 form",
-    "dpm-solver-3": "single-step DPM-Solver-3",
-    "unipc-bh1": "UniPC predictor-corrector, B(h) = h (Zhao et al. 2023)",
-    "unipc-bh2": "UniPC predictor-corrector, B(h) = e^h − 1",
-    "euler": "Euler on the probability-flow ODE over Karras σ's (Karras et al. 2022)",
-    "euler-a": "Euler-ancestral over Karras σ's (stochastic)",
-    "heun": "Heun's second-order method over Karras σ's (2 evaluations per step)",
-}
-DISCRETE_ONLY = ("ancestral", "ddim")
-STOCHASTIC = ("ancestral", "sde-dpm++2m", "euler-a")
+SAMPLERS = {name: entry.description for name, entry in SAMPLER_TABLE.items()}
+DISCRETE_ONLY = tuple(name for name, entry in SAMPLER_TABLE.items() if entry.discrete)
+STOCHASTIC = tuple(name for name, entry in SAMPLER_TABLE.items() if entry.stochastic)
 CONTINUOUS_SPACINGS = ("karras", "logsnr")
-DEFAULT_SPACING = {"euler": "karras", "euler-a": "karras", "heun": "karras"}
+DEFAULT_SPACING = {name: entry.default_spacing for name, entry in SAMPLER_TABLE.items()}
 
 
 @dataclass
@@ -92,7 +76,7 @@ class SamplerConfig:
 
     @property
     def resolved_spacing(self) -> str:
-        return DEFAULT_SPACING.get(self.sampler, "trailing") if self.spacing == "auto" else self.spacing
+        return DEFAULT_SPACING[self.sampler] if self.spacing == "auto" else self.spacing
 
     @property
     def threshold(self) -> Threshold:
@@ -101,7 +85,8 @@ class SamplerConfig:
     def network_evaluations(self, num_timesteps: int) -> int:
         """Network calls per image (Heun evaluates twice per step but the last)."""
         steps = self.steps or num_timesteps
-        return 2 * steps - 1 if self.sampler == "heun" else steps
+        per_step = SAMPLER_TABLE[self.sampler].evaluations
+        return per_step * steps - (per_step - 1)  # no correction after the last step
 
 
 def make_grid(config: SamplerConfig, schedule: NoiseSchedule) -> NoiseGrid:
@@ -120,39 +105,29 @@ def sample(
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
     prediction_type: str,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Run the configured sampler from x_T ~ N(0, I)."""
-    name, T = config.sampler, schedule.num_timesteps
+    """Run the configured sampler from x_T ~ N(0, I); ``generator`` is one generator for the batch or
+    one per image (see :mod:`ddpm.samplers.noise`) for the samplers that draw noise."""
+    entry, T = SAMPLER_TABLE[config.sampler], schedule.num_timesteps
+    if not entry.discrete:
+        grid = make_grid(config, schedule)
+        return sample_on_grid(config, denoise, x_T, grid, prediction_type, generator, callback, progress)
     steps = config.steps or T
-    common = dict(prediction_type=prediction_type, callback=callback, progress=progress)
-    if name in DISCRETE_ONLY:
-        timesteps = spaced_timesteps(T, steps, config.resolved_spacing) if steps != T else torch.arange(T)
-        if name == "ancestral":
-            return ddpm_sample(
-                denoise,
-                x_T,
-                schedule,
-                variance=config.variance,
-                timesteps=None if steps == T else timesteps,
-                generator=generator,
-                clip_x0=config.clip_x0,
-                **common,
-            )
-        return ddim_sample(
-            denoise,
-            x_T,
-            schedule,
-            timesteps,
-            eta=config.eta,
-            generator=generator,
-            clip_x0=config.clip_x0,
-            **common,
-        )
-    return sample_on_grid(
-        config, denoise, x_T, make_grid(config, schedule), prediction_type, generator, callback, progress
+    timesteps = spaced_timesteps(T, steps, config.resolved_spacing) if steps != T else None
+    return entry.function(
+        denoise,
+        x_T,
+        schedule,
+        timesteps=timesteps,
+        prediction_type=prediction_type,
+        callback=callback,
+        progress=progress,
+        **({"generator": generator} if entry.generator else {}),
+        **entry.fixed,
+        **entry.options(config),
     )
 
 
@@ -162,54 +137,23 @@ def sample_on_grid(
     x_T: torch.Tensor,
     grid: NoiseGrid,
     prediction_type: str,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Run a grid-based sampler (everything but ancestral and DDIM) over a given :class:`NoiseGrid`."""
-    name = config.sampler
-    if name in DISCRETE_ONLY:
-        raise ValueError(f"{name} runs on training timesteps; use sample()")
-    common = dict(
-        prediction_type=prediction_type, callback=callback, progress=progress, threshold=config.threshold
+    entry = SAMPLER_TABLE[config.sampler]
+    if entry.discrete:
+        raise ValueError(f"{config.sampler} runs on training timesteps; use sample()")
+    return entry.function(
+        denoise,
+        x_T,
+        grid,
+        prediction_type=prediction_type,
+        threshold=config.threshold,
+        callback=callback,
+        progress=progress,
+        **({"generator": generator} if entry.generator else {}),
+        **entry.fixed,
+        **entry.options(config),
     )
-    if name in ("dpm++2m", "dpm++3m", "sde-dpm++2m"):
-        algorithm = "sde-dpmsolver++" if name.startswith("sde") else "dpmsolver++"
-        return dpm_solver_multistep(
-            denoise,
-            x_T,
-            grid,
-            order=3 if name == "dpm++3m" else 2,
-            algorithm=algorithm,
-            lower_order_final=config.lower_order_final,
-            generator=generator,
-            **common,
-        )
-    if name.startswith("dpm-solver"):
-        return dpm_solver_singlestep(
-            denoise,
-            x_T,
-            grid,
-            order=int(name[-1]),
-            algorithm=config.dpm_algorithm,
-            lower_order_final=config.lower_order_final,
-            generator=generator,
-            **common,
-        )
-    if name.startswith("unipc"):
-        return unipc_sample(
-            denoise,
-            x_T,
-            grid,
-            order=config.order or 2,
-            variant=name.split("-")[1],
-            lower_order_final=config.lower_order_final,
-            **common,
-        )
-    if name == "euler":
-        return euler_sample(denoise, x_T, grid, **common)
-    if name == "euler-a":
-        return euler_ancestral_sample(
-            denoise, x_T, grid, eta=config.eta or 1.0, generator=generator, **common
-        )
-    return heun_sample(denoise, x_T, grid, **common)

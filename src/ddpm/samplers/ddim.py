@@ -7,6 +7,7 @@ import torch
 from ddpm.process.forward import extract
 from ddpm.runtime import progress_bar
 from ddpm.samplers.common import Denoiser, StepCallback, model_x0_eps
+from ddpm.samplers.noise import Generators, randn_like
 from ddpm.schedules import NoiseSchedule, respace
 
 
@@ -20,10 +21,10 @@ def ddim_sample(
     denoise: Denoiser,
     x_T: torch.Tensor,
     schedule: NoiseSchedule,
-    timesteps: torch.Tensor,
+    timesteps: torch.Tensor | None = None,
     *,
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     prediction_type: str = "eps",
     clip_x0: bool = False,
     callback: StepCallback | None = None,
@@ -32,8 +33,11 @@ def ddim_sample(
     """DDIM eq. 12: x_{t−1} = √ᾱ_{t−1} x̂_0 + √(1−ᾱ_{t−1}−σ_t²) ε̂ + σ_t z over ``timesteps``.
 
     η = 0 is deterministic; η = 1 is ancestral sampling with σ_t² = β̃_t on the same chain. After
-    the first (lowest) timestep, ᾱ_{t−1} = 1 and the result is x̂_0.
+    the first (lowest) timestep, ᾱ_{t−1} = 1 and the result is x̂_0. ``timesteps`` (increasing)
+    default to all T steps.
     """
+    if timesteps is None:
+        timesteps = torch.arange(schedule.num_timesteps)
     chain = respace(schedule, timesteps)
     x = x_T
     steps = list(reversed(range(chain.num_timesteps)))
@@ -47,5 +51,5 @@ def ddim_sample(
         sigma = ddim_sigma(ab, ab_prev, eta)
         x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
         if eta > 0 and index > 0:
-            x = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+            x = x + sigma * randn_like(x, generator)
     return x

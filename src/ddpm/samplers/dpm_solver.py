@@ -13,6 +13,7 @@ import torch
 from ddpm.runtime import progress_bar
 from ddpm.samplers.common import NO_THRESHOLD, Denoiser, StepCallback, Threshold, predict_at
 from ddpm.samplers.grid import NoiseGrid
+from ddpm.samplers.noise import Generators, randn_like
 
 ALGORITHMS = ("dpmsolver++", "dpmsolver", "sde-dpmsolver++")
 SOLVER_TYPES = ("midpoint", "heun")
@@ -115,7 +116,7 @@ def dpm_solver_multistep(
     euler_at_final: bool = False,
     prediction_type: str = "eps",
     threshold: Threshold = NO_THRESHOLD,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
@@ -140,11 +141,7 @@ def dpm_solver_multistep(
         lower_final = last and (euler_at_final or (lower_order_final and k < 15) or grid.sigmas[-1] == 0)
         lower_second = i == k - 2 and lower_order_final and k < 15
         use = 1 if (order == 1 or i < 1 or lower_final) else 2 if (order == 2 or i < 2 or lower_second) else 3
-        noise = (
-            torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-            if algorithm == "sde-dpmsolver++"
-            else None
-        )
+        noise = randn_like(x, generator) if algorithm == "sde-dpmsolver++" else None
         coef = [c.to(x.dtype) for c in (a[i], s[i], a[i + 1], s[i + 1])]
         h = (lam[i + 1] - lam[i]).to(x.dtype)
         m0 = history[-1]
@@ -207,16 +204,24 @@ def dpm_solver_singlestep(
     lower_order_final: bool = True,
     prediction_type: str = "eps",
     threshold: Threshold = NO_THRESHOLD,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Single-step DPM-Solver-2/3 (Lu et al. 2022a, Alg. 1–2): each group of ``order`` grid
     intervals is one high-order step from the group's start, whose intermediate model evaluations
-    sit at the inner grid points (first- and second-order sub-steps get there)."""
+    sit at the inner grid points (first- and second-order sub-steps get there).
+
+    From a first level at σ = ∞ (zero terminal SNR, λ = −∞) the step is first order and the groups
+    start at the next level: a group spanning λ = −∞ would divide ∞ by ∞ in its step ratios.
+    """
     _check(algorithm, solver_type, order, grid)
     a, s, lam = grid.alphas, grid.vp_sigmas, grid.lambdas
-    orders = singlestep_orders(len(grid), order, lower_order_final, bool(grid.sigmas[-1] == 0))
+    final_zero = bool(grid.sigmas[-1] == 0)
+    if torch.isinf(grid.sigmas[0]) and len(grid) > 1:
+        orders = [1, *singlestep_orders(len(grid) - 1, order, lower_order_final, final_zero)]
+    else:
+        orders = singlestep_orders(len(grid), order, lower_order_final, final_zero)
     history: list[torch.Tensor] = []
     start_x = x
     for i in progress_bar(range(len(grid)), desc="dpm-solver", enabled=progress, leave=False):
@@ -229,11 +234,7 @@ def dpm_solver_singlestep(
         if use == 1:
             start_x = x
         j = i - use + 1  # the group's first level
-        noise = (
-            torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-            if algorithm == "sde-dpmsolver++"
-            else None
-        )
+        noise = randn_like(x, generator) if algorithm == "sde-dpmsolver++" else None
         coef = [c.to(x.dtype) for c in (a[j], s[j], a[i + 1], s[i + 1])]
         h = (lam[i + 1] - lam[j]).to(x.dtype)
         if use == 1:

@@ -88,7 +88,12 @@ def unipc_sample(
     progress: bool = False,
 ) -> torch.Tensor:
     """UniPC-``order`` with B(h) = ``variant``; the corrector is applied after every step but the last
-    (which has no further evaluation to use)."""
+    (which has no further evaluation to use).
+
+    From a first level at σ = ∞ (zero terminal SNR, λ = −∞) the step is first order and uncorrected,
+    and that level's evaluation is left out of later differences: its step ratio r_k is infinite,
+    and bh1's B(h) = h with it.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown UniPC variant {variant!r}; choose bh1 or bh2")
     if not 1 <= order <= 3:
@@ -102,6 +107,8 @@ def unipc_sample(
         x0, _ = predict_at(denoise, x, t, a[i], s[i], prediction_type, threshold)
         if callback is not None:
             callback(i, t, x, x0)
+        if i > 0 and torch.isinf(lam[i - 1]):  # just left σ = ∞: start afresh from here
+            x_prev, history = None, []
         if use_corrector and x_prev is not None:
             x = unipc_correct(x_prev, x, x0, history, lam, a, s, i, this_order, variant)
         history = [*history, x0][-order:]
