@@ -26,6 +26,7 @@ from ddpm.eval.nll import variational_bound
 from ddpm.eval.precision_recall import precision_recall
 from ddpm.imaging import to_model_range, to_uint8
 from ddpm.models.denoiser import model_denoiser
+from ddpm.models.embeddings import null_label
 from ddpm.pipelines.generation import generate
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.runtime import progress_bar, resolve_precision
@@ -254,7 +255,8 @@ def nll_report(loaded: LoadedModel, config: EvalConfig) -> dict:
     batches = range(0, len(images), config.batch_size)
     for start in progress_bar(batches, desc="nll", enabled=config.progress and len(batches) > 1):
         x0 = to_model_range(images[start : start + config.batch_size]).to(device)
-        null = {"class_labels": torch.full((len(x0),), c.num_classes, device=device)} if c.num_classes else {}
+        labels = torch.full((len(x0),), null_label(c.num_classes), device=device)
+        null = {"class_labels": labels} if c.num_classes else {}
         denoise = model_denoiser(loaded.model, precision, **null)
         terms.append(
             variational_bound(
