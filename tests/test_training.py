@@ -44,7 +44,7 @@ def test_timesteps_are_uniform(linear_schedule):
 
 @pytest.mark.parametrize("prediction_type", ["x0", "v"])
 def test_other_targets(prediction_type):
-    schedule = make_schedule(ScheduleConfig("cosine", 100))
+    schedule = make_schedule(ScheduleConfig(schedule="cosine", num_timesteps=100))
     x0 = torch.rand(4, 1, 2, 2)
     loss = diffusion_loss(
         lambda xt, t: torch.zeros_like(xt), x0, schedule, torch.Generator(), prediction_type

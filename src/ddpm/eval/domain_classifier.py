@@ -111,7 +111,7 @@ def train_domain_classifier(
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
     model.eval()
-    classifier = DomainClassifier(model, 0.0, Path())
+    classifier = DomainClassifier(model=model, test_accuracy=0.0, path=Path())
     _, logits = classifier.features_and_logits(test.images)
     accuracy = (logits.argmax(1) == test.labels).float().mean().item()
     return model, accuracy
@@ -129,4 +129,6 @@ def load_domain_classifier(folder: str | Path | None = None, progress: bool = Tr
     meta = read_meta(path)
     model = SmallCNN()
     model.load_state_dict(read_tensors(path, "model"))
-    return DomainClassifier(model.eval().requires_grad_(False), float(meta["test_accuracy"]), path)
+    return DomainClassifier(
+        model=model.eval().requires_grad_(False), test_accuracy=float(meta["test_accuracy"]), path=path
+    )

@@ -64,7 +64,7 @@ def discrete_grid(
     sigmas = torch.cat(
         [schedule.sigmas[t], torch.tensor([_final_level(schedule, final)], dtype=torch.float64)]
     )
-    return NoiseGrid(t.double(), sigmas)
+    return NoiseGrid(timesteps=t.double(), sigmas=sigmas)
 
 
 def karras_sigmas(sigma_min: float, sigma_max: float, num_steps: int, rho: float = 7.0) -> torch.Tensor:
@@ -100,7 +100,8 @@ def logsnr_grid(
     if round_timesteps:
         t = t.round()
     return NoiseGrid(
-        t, torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)])
+        timesteps=t,
+        sigmas=torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)]),
     )
 
 
@@ -121,5 +122,6 @@ def karras_grid(
     if round_timesteps:
         t = t.round()
     return NoiseGrid(
-        t, torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)])
+        timesteps=t,
+        sigmas=torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)]),
     )

@@ -16,7 +16,7 @@ made from the batch (a degradation: low resolution, masked, grey, JPEG…), conc
 network, and the noise level it was augmented with, if any."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TextContext:
     """Token states (N, T, D) and padding masks (N, T) of every training caption, and those of the
     empty caption, which stands for "no caption" under classifier-free guidance."""
@@ -27,7 +27,7 @@ class TextContext:
     null_mask: torch.Tensor
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Conditioning:
     """Per-image class labels (N,) or caption states of a training set, and/or an image made from
     each batch.
