@@ -171,7 +171,10 @@ def evaluate_task(
     outputs["regression"] = restore(regression, y, mask, samples=1)
     seconds["regression"] = time.perf_counter() - start
     k = min(diversity_num, num)
-    samplers = {"diffusion": config.sample, "diffusion (ODE)": SamplerConfig("dpm++2m", config.sample.steps)}
+    samplers = {
+        "diffusion": config.sample,
+        "diffusion (ODE)": SamplerConfig(sampler="dpm++2m", steps=config.sample.steps),
+    }
     for name, sampler in samplers.items():
         start = time.perf_counter()
         outputs[name] = restore(diffusion, y, mask, samples=1, seed=seed, sampler=sampler)

@@ -77,7 +77,7 @@ def main() -> None:
     args = p.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     x = torch.randn(64, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     rows = []
     for name in PEERS:

@@ -40,7 +40,7 @@ def exact_eps(schedule):
 
 
 def main() -> None:
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     x_T = torch.randn(1024, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     rows = []
     for name, order in SOLVERS.items():
@@ -48,7 +48,7 @@ def main() -> None:
         for k in STEPS:
             lam = torch.linspace(-float(schedule.sigmas[-1].log()), -float(schedule.sigmas[0].log()), k + 1)
             sigmas = torch.exp(-lam.double())
-            grid = NoiseGrid(sigma_to_timestep(sigmas[:-1], schedule), sigmas)
+            grid = NoiseGrid(timesteps=sigma_to_timestep(sigmas[:-1], schedule), sigmas=sigmas)
             config = SamplerConfig(sampler=name, steps=k, clip_x0=False, lower_order_final=False)
             out = sample_on_grid(config, exact_eps(schedule), x_T, grid, "eps")
             s0, s1 = float(sigmas[0]), float(sigmas[-1])

@@ -97,7 +97,7 @@ def train_example_recipe(unet, images: torch.Tensor, budget_s: float, seed: int 
 def sample_images(
     denoise, num: int, steps: int, image_size: int, channels: int, device="cpu"
 ) -> torch.Tensor:
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     config = SamplerConfig(sampler="sde-dpm++2m", steps=steps, spacing="auto")
     out = []
     for b, s in enumerate(range(0, num, 100)):

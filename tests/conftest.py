@@ -15,4 +15,4 @@ def _few_threads():
 
 @pytest.fixture
 def linear_schedule():
-    return make_schedule(ScheduleConfig("linear", 1000))
+    return make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))

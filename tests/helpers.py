@@ -22,7 +22,9 @@ def tiny_config(**train_overrides):
 
 def tiny_run(**train_overrides) -> TrainingRun:
     c = tiny_config(**train_overrides)
-    return TrainingRun(c.model, c.diffusion, c.train, c.sample, to_dict(c))
+    return TrainingRun(
+        model=c.model, diffusion=c.diffusion, train=c.train, sample=c.sample, full_config=to_dict(c)
+    )
 
 
 def digits_images(n: int | None = None) -> torch.Tensor:

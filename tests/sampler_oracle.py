@@ -35,7 +35,7 @@ def parity_tolerance(schedule_name, prediction_type):
 
 
 def their_grid(scheduler) -> NoiseGrid:
-    return NoiseGrid(scheduler.timesteps.double(), scheduler.sigmas.double())
+    return NoiseGrid(timesteps=scheduler.timesteps.double(), sigmas=scheduler.sigmas.double())
 
 
 def run_diffusers(scheduler, denoise, x, noises=None, generator=None, scale_input=False):

@@ -51,7 +51,7 @@ def test_command_line_overrides():
     overrides = overrides_from_args(args)
     assert overrides == {"inner": {"mult": "1,2,3", "on": "yes"}, "rate": "0.25"}
     c = from_dict(Outer, merge({"inner": {"size": 9}}, overrides))
-    assert c == Outer(Inner(9, (1, 2, 3), True), 0.25)
+    assert c == Outer(inner=Inner(size=9, mult=(1, 2, 3), on=True), rate=0.25)
     assert "a size (default: 3)" in parser.format_help()
 
 

@@ -68,7 +68,7 @@ def _vote(rank: int, init_file: str, results) -> None:
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        topology = Topology(rank, 2, rank)
+        topology = Topology(rank=rank, world=2, local_rank=rank)
         results[rank] = (
             any_rank(rank == 1, topology, torch.device("cpu")),  # one rank's deadline passed
             any_rank(False, topology, torch.device("cpu")),

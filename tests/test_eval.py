@@ -130,3 +130,75 @@ def test_fid_with_inception_is_zero_on_itself_and_grows_with_noise():
         )
         fids.append(frechet_distance(*base, *gaussian_stats(net(noisy, progress=False))))
     assert 0 < fids[0] < fids[1] < fids[2]
+
+
+def _digits_model(tmp_path):
+    from ddpm.models import UNet
+    from ddpm.pipelines.loading import LoadedModel
+    from ddpm.schedules import make_schedule
+
+    from .helpers import tiny_config
+
+    config = tiny_config()
+    model = UNet(config.model).eval()
+    return LoadedModel(
+        model=model, config=config, schedule=make_schedule(config.diffusion), meta={}, path=tmp_path
+    )
+
+
+def test_a_metric_is_one_registry_entry_fed_the_inputs_it_names(tmp_path, monkeypatch):
+    """A new entry in METRICS is accepted, reported, and reads samples / test reference / train
+    floor features in its space; unchosen metrics (nll) are not run."""
+    import ddpm.pipelines.evaluate as ev
+    from ddpm.eval.features import FeatureSpace
+    from ddpm.pipelines.metrics import METRICS, Metric
+
+    def features(x):
+        return x.double().flatten(1).numpy() / 255
+
+    def mean_gap(f):
+        return {"value": float(np.abs(f.fake.mean(0) - f.real.mean(0)).sum()), "floor": f.floor.mean()}
+
+    def fail(*args):
+        raise AssertionError("a metric that was not chosen ran")
+
+    monkeypatch.setenv("DDPM_CACHE", str(tmp_path))
+    monkeypatch.setattr(ev, "inception_space", lambda progress: FeatureSpace("inception", "stub", features))
+    monkeypatch.setitem(
+        METRICS, "mean-gap", Metric(help="h", reads="features", space="inception", measure=mean_gap)
+    )
+    monkeypatch.setitem(METRICS, "nll", Metric(help="h", reads="model", measure=fail))
+    loaded = _digits_model(tmp_path)
+    samples = torch.randint(
+        0, 256, (12, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    config = ev.EvalConfig(metrics=("mean-gap", "fid"), num=12, progress=False)
+    report = ev.evaluate(loaded, config, samples)
+    fake = features(samples)
+    real = features(ev.real_images(loaded.config.data, "test", 12))
+    floor = features(ev.real_images(loaded.config.data, "train", 12))
+    assert list(report["metrics"]) == ["fid", "mean-gap"]  # registry order
+    assert report["metrics"]["mean-gap"]["value"] == pytest.approx(np.abs(fake.mean(0) - real.mean(0)).sum())
+    assert report["metrics"]["mean-gap"]["floor"] == pytest.approx(floor.mean())
+    fid = report["metrics"]["fid"]
+    assert fid["value"] == pytest.approx(frechet_distance(*gaussian_stats(fake), *gaussian_stats(real)))
+    assert fid["floor"] == pytest.approx(frechet_distance(*gaussian_stats(floor), *gaussian_stats(real)))
+    assert set(report["timings_seconds"]) == {"inception_metrics"}
+
+
+def test_eval_help_and_choices_come_from_the_registry():
+    import argparse
+
+    from ddpm.cli.evaluate import add_parser
+    from ddpm.errors import UserError
+    from ddpm.pipelines.evaluate import EvalConfig
+    from ddpm.pipelines.metrics import METRICS
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    help_text = sub.choices["eval"].format_help()
+    assert all(f"{name:10s} {m.help}" in help_text for name, m in METRICS.items())
+    with pytest.raises(UserError, match="choose from " + ", ".join(METRICS)):
+        EvalConfig(metrics=("nope",))
+    with pytest.raises(TypeError):
+        EvalConfig(("fid",), 100)  # keywords only

@@ -19,7 +19,7 @@ def _data(n, g):
 @pytest.mark.parametrize("name", ["linear", "cosine"])
 @pytest.mark.parametrize("t", [0, 9, 99, 499])
 def test_iterated_chain_matches_closed_form(name, t):
-    schedule = make_schedule(ScheduleConfig(name, 1000))
+    schedule = make_schedule(ScheduleConfig(schedule=name, num_timesteps=1000))
     g = torch.Generator().manual_seed(t)
     x0 = _data(N, g)
     x = x0.clone()
@@ -41,7 +41,7 @@ def test_iterated_chain_matches_closed_form(name, t):
 
 
 def test_unit_variance_data_keeps_unit_variance_along_the_chain():
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     g = torch.Generator().manual_seed(0)
     x = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0).double()  # variance 1, far from Gaussian
     variances = []
@@ -54,7 +54,7 @@ def test_unit_variance_data_keeps_unit_variance_along_the_chain():
 
 def test_without_the_sqrt_scaling_variance_explodes():
     """The seed's point: x_t = x_{t−1} + √β_t ε (no √(1−β) factor) lets the variance grow."""
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     expected_unscaled = 1 + schedule.betas.sum().item()
     assert expected_unscaled > 10
     g = torch.Generator().manual_seed(1)
@@ -65,7 +65,7 @@ def test_without_the_sqrt_scaling_variance_explodes():
 
 
 def test_closed_form_end_is_almost_pure_noise():
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     g = torch.Generator().manual_seed(2)
     x0 = torch.full((N,), 0.9, dtype=torch.float64)
     xT = q_sample(x0, 999, schedule, torch.randn(N, generator=g, dtype=torch.float64))

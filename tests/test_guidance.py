@@ -55,7 +55,7 @@ def test_classifier_free_guidance_formula():
 
 def test_labels_are_dropped_at_the_configured_rate():
     labels = torch.randint(0, 10, (100_000,), generator=torch.Generator().manual_seed(0))
-    cond = Conditioning(labels, 10, drop_prob=0.1)
+    cond = Conditioning(labels=labels, num_classes=10, drop_prob=0.1)
     out = cond.batch(torch.arange(100_000), None, torch.Generator().manual_seed(1), torch.device("cpu"))[
         "class_labels"
     ]
@@ -64,7 +64,10 @@ def test_labels_are_dropped_at_the_configured_rate():
     kept = out != 10
     assert torch.equal(out[kept], labels[kept])
     assert (
-        Conditioning(None, 0, 0.1).batch(torch.arange(3), None, torch.Generator(), torch.device("cpu")) == {}
+        Conditioning(labels=None, num_classes=0, drop_prob=0.1).batch(
+            torch.arange(3), None, torch.Generator(), torch.device("cpu")
+        )
+        == {}
     )
 
 
@@ -72,9 +75,9 @@ def test_conditioning_checks_labels():
     from ddpm.errors import UserError
 
     with pytest.raises(UserError, match="no labels"):
-        Conditioning(None, 10, 0.1)
+        Conditioning(labels=None, num_classes=10, drop_prob=0.1)
     with pytest.raises(UserError, match="outside"):
-        Conditioning(torch.tensor([0, 12]), 10, 0.1)
+        Conditioning(labels=torch.tensor([0, 12]), num_classes=10, drop_prob=0.1)
 
 
 def _error(capsys, argv):

@@ -70,7 +70,7 @@ def _independent_bound(x0, schedule, noise_per_t, variance):
 
 @pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
 def test_bound_matches_an_independent_computation(variance):
-    schedule = make_schedule(ScheduleConfig("linear", 200, beta_end=0.1))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=200, beta_end=0.1))
     x0 = _discrete_gaussian_data(torch.Generator().manual_seed(0))[:500]
     terms = variational_bound(
         _exact_x0_denoiser(schedule),
@@ -107,7 +107,7 @@ def _exact_model_nll_bits(x0, schedule, variance):
 @pytest.mark.parametrize("variance", ["beta", "beta_tilde"])
 def test_bound_is_above_the_exact_model_likelihood(variance):
     """E[bound] ≥ −log p_θ(x_0), computed in closed form for the linear-Gaussian reverse chain."""
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     x0 = _discrete_gaussian_data(torch.Generator().manual_seed(2))
     terms = variational_bound(
         _exact_x0_denoiser(schedule),

@@ -34,7 +34,7 @@ def _bayes_on_a_grid(x0, xt, t, schedule):
 @pytest.mark.parametrize("name", ["linear", "cosine"])
 @pytest.mark.parametrize("t", [1, 10, 250, 800])
 def test_posterior_matches_direct_bayes(name, t):
-    schedule = make_schedule(ScheduleConfig(name, 1000))
+    schedule = make_schedule(ScheduleConfig(schedule=name, num_timesteps=1000))
     x0, xt = 0.7, -0.4
     mean, var = _bayes_on_a_grid(x0, xt, t, schedule)
     like = torch.zeros(1, dtype=torch.float64)
@@ -72,7 +72,9 @@ def test_reverse_variance_choices(linear_schedule):
 
 @pytest.mark.parametrize("zero_snr", [False, True])
 def test_prediction_conversions_round_trip(zero_snr):
-    schedule = make_schedule(ScheduleConfig("cosine", 1000, zero_terminal_snr=zero_snr))
+    schedule = make_schedule(
+        ScheduleConfig(schedule="cosine", num_timesteps=1000, zero_terminal_snr=zero_snr)
+    )
     g = torch.Generator().manual_seed(1)
     t = torch.randint(0, 999, (128,), generator=g)
     x0 = torch.rand(128, 2, generator=g, dtype=torch.float64) * 2 - 1
@@ -91,7 +93,7 @@ def test_prediction_conversions_round_trip(zero_snr):
 
 
 def test_v_prediction_recovers_x0_at_zero_terminal_snr():
-    schedule = make_schedule(ScheduleConfig("linear", 1000, zero_terminal_snr=True))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000, zero_terminal_snr=True))
     x0 = torch.tensor([[0.5]], dtype=torch.float64)
     eps = torch.tensor([[1.3]], dtype=torch.float64)
     xt = eps  # ᾱ_T = 0: x_T is pure noise

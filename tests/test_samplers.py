@@ -49,7 +49,7 @@ def test_full_ancestral_matches_diffusers(
     schedule_name, theirs, prediction_type, their_pred, variance, their_var, clip
 ):
     T = 200
-    schedule = make_schedule(ScheduleConfig(schedule_name, T, beta_end=0.1))
+    schedule = make_schedule(ScheduleConfig(schedule=schedule_name, num_timesteps=T, beta_end=0.1))
     ref = DDPMScheduler(
         num_train_timesteps=T,
         beta_schedule=theirs,
@@ -81,7 +81,7 @@ def test_full_ancestral_matches_diffusers(
 @pytest.mark.parametrize("steps", [10, 37])
 def test_respaced_ancestral_matches_diffusers(spacing, steps):
     T = 1000
-    schedule = make_schedule(ScheduleConfig("linear", T))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=T))
     ref = DDPMScheduler(
         num_train_timesteps=T, timestep_spacing=spacing, variance_type="fixed_small", clip_sample=False
     )
@@ -107,7 +107,7 @@ def test_respaced_ancestral_matches_diffusers(spacing, steps):
 
 @pytest.mark.parametrize("prediction_type", ["eps", "x0", "v"])
 def test_ddim_with_eta_one_is_ancestral_with_beta_tilde(prediction_type):
-    schedule = make_schedule(ScheduleConfig("cosine", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="cosine", num_timesteps=1000))
     timesteps = spaced_timesteps(1000, 25, "trailing")
     denoise = toy_model(schedule, prediction_type)
     x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -129,7 +129,7 @@ def test_ddim_with_eta_one_is_ancestral_with_beta_tilde(prediction_type):
 
 def test_ddim_eta_zero_is_deterministic_and_inverts_a_point_mass():
     """For data = a single point c, the exact ε-predictor is (x_t − √ᾱ c)/√(1−ᾱ); DDIM lands on c."""
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     c = torch.tensor(0.42, dtype=torch.float64)
 
     def exact(x, t):
@@ -198,7 +198,9 @@ def test_ddim_matches_diffusers(schedule_name, zero_snr, prediction_type, spacin
     from diffusers import DDIMScheduler
 
     T, steps = 1000, 10
-    schedule = make_schedule(ScheduleConfig(schedule_name, T, zero_terminal_snr=zero_snr))
+    schedule = make_schedule(
+        ScheduleConfig(schedule=schedule_name, num_timesteps=T, zero_terminal_snr=zero_snr)
+    )
     their_pred = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}[prediction_type]
     ref = DDIMScheduler(
         num_train_timesteps=T, timestep_spacing=spacing, prediction_type=their_pred, clip_sample=False

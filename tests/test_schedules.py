@@ -49,7 +49,7 @@ def test_cosine_betas_are_capped():
 )
 @pytest.mark.parametrize("zero_snr", [False, True])
 def test_alpha_bar_matches_diffusers(ours, theirs, zero_snr):
-    sched = make_schedule(ScheduleConfig(ours, 1000, zero_terminal_snr=zero_snr))
+    sched = make_schedule(ScheduleConfig(schedule=ours, num_timesteps=1000, zero_terminal_snr=zero_snr))
     ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule=theirs, rescale_betas_zero_snr=zero_snr)
     # diffusers computes in float32; we keep float64
     np.testing.assert_allclose(
@@ -58,12 +58,12 @@ def test_alpha_bar_matches_diffusers(ours, theirs, zero_snr):
 
 
 def test_terminal_alpha_bar_is_tiny_for_linear_and_cosine_and_zero_after_rescale():
-    linear = make_schedule(ScheduleConfig("linear", 1000))
-    cosine = make_schedule(ScheduleConfig("cosine", 1000))
+    linear = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
+    cosine = make_schedule(ScheduleConfig(schedule="cosine", num_timesteps=1000))
     assert 1e-6 < linear.terminal_alpha_bar < 1e-4  # ≈ 4.0e-5: the seed's "ᾱ_T ≈ 0"
     assert cosine.terminal_alpha_bar < 1e-8
     for name in ("linear", "cosine", "sigmoid"):
-        rescaled = make_schedule(ScheduleConfig(name, 1000, zero_terminal_snr=True))
+        rescaled = make_schedule(ScheduleConfig(schedule=name, num_timesteps=1000, zero_terminal_snr=True))
         assert rescaled.terminal_alpha_bar == 0.0
         assert rescaled.snr[-1].item() == 0.0
 
@@ -106,6 +106,6 @@ def test_respace_keeps_alpha_bar(linear_schedule):
 
 def test_bad_configs_are_rejected():
     with pytest.raises(ValueError, match="unknown schedule"):
-        ScheduleConfig("quadratic")
+        ScheduleConfig(schedule="quadratic")
     with pytest.raises(ValueError):
-        NoiseSchedule(torch.tensor([0.5, 1.5]))
+        NoiseSchedule(betas=torch.tensor([0.5, 1.5]))

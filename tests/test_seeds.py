@@ -61,7 +61,7 @@ def _draw(config, denoise, schedule, seed, num, batch_size):
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_every_sampler_draws_each_image_from_its_own_stream(name):
-    schedule = make_schedule(ScheduleConfig("linear", 1000))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     denoise, config = row_model(schedule), _config(name)
     sixteen = _draw(config, denoise, schedule, 3, 16, 16)
     assert torch.equal(_draw(config, denoise, schedule, 3, 8, 8), sixteen[:8])
@@ -87,7 +87,9 @@ class RowNetwork(nn.Module):
 def _loaded() -> LoadedModel:
     config = load_experiment_config("digits-tiny")
     schedule = make_schedule(config.diffusion)
-    return LoadedModel(RowNetwork(schedule).eval(), config, schedule, {}, None)
+    return LoadedModel(
+        model=RowNetwork(schedule).eval(), config=config, schedule=schedule, meta={}, path=None
+    )
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))

@@ -21,7 +21,7 @@ from ddpm.samplers.grid import sigma_to_timestep
 from ddpm.schedules import ScheduleConfig, make_schedule
 
 MU, STD = 0.3, 0.5
-SCHEDULE = make_schedule(ScheduleConfig("linear", 1000))
+SCHEDULE = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
 
 
 def exact_denoiser(schedule, prediction_type="eps"):
@@ -53,7 +53,7 @@ def solve(name, steps, x_T, **options):
     config = SamplerConfig(sampler=name, steps=steps, clip_x0=False, lower_order_final=False, **options)
     lam = torch.linspace(-float(SCHEDULE.sigmas[-1].log()), -float(SCHEDULE.sigmas[0].log()), steps + 1)
     sigmas = torch.exp(-lam.double())
-    grid = NoiseGrid(sigma_to_timestep(sigmas[:-1], SCHEDULE), sigmas)
+    grid = NoiseGrid(timesteps=sigma_to_timestep(sigmas[:-1], SCHEDULE), sigmas=sigmas)
     return sample_on_grid(config, exact_denoiser(SCHEDULE), x_T, grid, "eps"), grid
 
 

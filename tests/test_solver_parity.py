@@ -54,7 +54,7 @@ T = 1000
 @pytest.mark.parametrize("prediction_type", ["eps", "x0", "v"])
 @pytest.mark.parametrize("order, algorithm", [(2, "dpmsolver++"), (3, "dpmsolver++"), (2, "sde-dpmsolver++")])
 def test_dpm_solver_multistep(schedule_name, prediction_type, order, algorithm, steps, karras):
-    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    schedule = make_schedule(ScheduleConfig(schedule=schedule_name, num_timesteps=T))
     ref = DPMSolverMultistepScheduler(
         num_train_timesteps=T,
         beta_schedule=THEIR_SCHEDULE[schedule_name],
@@ -85,7 +85,7 @@ def test_dpm_solver_multistep(schedule_name, prediction_type, order, algorithm, 
 @pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
 @pytest.mark.parametrize("algorithm, final", [("dpmsolver++", "zero"), ("dpmsolver", "sigma_min")])
 def test_dpm_solver_multistep_variants(solver_type, algorithm, final):
-    schedule = make_schedule(ScheduleConfig("linear", T))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=T))
     ref = DPMSolverMultistepScheduler(
         num_train_timesteps=T,
         solver_order=2,
@@ -111,7 +111,7 @@ def test_dpm_solver_multistep_variants(solver_type, algorithm, final):
 @pytest.mark.parametrize("solver_type", ["midpoint", "heun"])
 @pytest.mark.parametrize("steps", [9, 10, 11])
 def test_dpm_solver_singlestep(order, algorithm, final, schedule_name, solver_type, steps):
-    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    schedule = make_schedule(ScheduleConfig(schedule=schedule_name, num_timesteps=T))
     ref = DPMSolverSinglestepScheduler(
         num_train_timesteps=T,
         beta_schedule=THEIR_SCHEDULE[schedule_name],
@@ -143,7 +143,7 @@ def test_dpm_solver_singlestep(order, algorithm, final, schedule_name, solver_ty
 @pytest.mark.parametrize("prediction_type", ["eps", "v"])
 @pytest.mark.parametrize("steps, karras", [(6, False), (10, False), (16, True)])
 def test_unipc(variant, order, prediction_type, steps, karras):
-    schedule = make_schedule(ScheduleConfig("linear", T))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=T))
     # diffusers' bh1 returns NaN when stepping to σ = 0 (B(h) = h = −∞ times a zero correction), so
     # bh1 is compared on grids ending at σ_min; test_unipc_bh1_to_zero covers ours at σ = 0
     final = "sigma_min" if variant == "bh1" else "zero"
@@ -165,7 +165,7 @@ def test_unipc(variant, order, prediction_type, steps, karras):
 
 
 def test_unipc_bh1_to_zero():
-    schedule = make_schedule(ScheduleConfig("linear", T))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=T))
     denoise = gaussian_model(schedule, "eps")
     bh1 = unipc_sample(denoise, noise(), discrete_grid(schedule, 10), variant="bh1")
     bh2 = unipc_sample(denoise, noise(), discrete_grid(schedule, 10), variant="bh2")
@@ -181,7 +181,7 @@ def _start_like(scheduler, x_T):
 @pytest.mark.parametrize("schedule_name, karras", [("linear", True), ("linear", False), ("cosine", True)])
 @pytest.mark.parametrize("prediction_type", ["eps", "v"])
 def test_euler_and_heun(schedule_name, prediction_type, karras):
-    config = ScheduleConfig(schedule_name, T)
+    config = ScheduleConfig(schedule=schedule_name, num_timesteps=T)
     schedule = make_schedule(config)
     kwargs = dict(
         num_train_timesteps=T,
@@ -210,14 +210,17 @@ def test_euler_and_heun(schedule_name, prediction_type, karras):
     assert torch.allclose(heun.alphas_cumprod.double(), schedule.alpha_bar, rtol=1e-5)
     theirs = run_diffusers(heun, denoise, noise() * heun.init_noise_sigma, scale_input=True)
     # diffusers repeats each inner timestep for Heun's second evaluation; the grid itself is:
-    grid = NoiseGrid(heun.timesteps[::2].double(), torch.cat([heun.sigmas[:1], heun.sigmas[1::2]]).double())
+    grid = NoiseGrid(
+        timesteps=heun.timesteps[::2].double(),
+        sigmas=torch.cat([heun.sigmas[:1], heun.sigmas[1::2]]).double(),
+    )
     ours = heun_sample(denoise, _start_like(heun, noise()), grid, prediction_type=prediction_type)
     assert torch.allclose(ours, theirs, atol=max(1e-5, EULER_RTOL * scale), rtol=0)
 
 
 @pytest.mark.parametrize("prediction_type", ["eps", "v"])
 def test_euler_ancestral(prediction_type):
-    schedule = make_schedule(ScheduleConfig("linear", T))
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=T))
     ref = EulerAncestralDiscreteScheduler(
         num_train_timesteps=T, prediction_type=THEIR_PREDICTION[prediction_type], timestep_spacing="trailing"
     )
@@ -243,7 +246,7 @@ def test_grids_match_diffusers(schedule_name, steps):
     """Our grids equal diffusers' DPM-Solver grids (float32 there): trailing spacing, and Karras σ's over
     the table's full [σ_min, σ_max] with their timesteps. (diffusers' Euler takes its Karras range from
     the spaced timesteps instead, so its σ_min depends on ``timestep_spacing``; ours does not.)"""
-    schedule = make_schedule(ScheduleConfig(schedule_name, T))
+    schedule = make_schedule(ScheduleConfig(schedule=schedule_name, num_timesteps=T))
     kwargs = dict(
         num_train_timesteps=T, beta_schedule=THEIR_SCHEDULE[schedule_name], timestep_spacing="trailing"
     )
@@ -269,7 +272,7 @@ def test_karras_on_cosine_repeats_timesteps_in_diffusers_but_not_ours():
     )
     ref.set_timesteps(12)
     assert len(torch.unique(ref.timesteps)) < len(ref.timesteps)
-    schedule = make_schedule(ScheduleConfig("cosine", T))
+    schedule = make_schedule(ScheduleConfig(schedule="cosine", num_timesteps=T))
     grid = karras_grid(schedule, 12)
     assert len(torch.unique(grid.timesteps)) == 12
     out = dpm_solver_multistep(gaussian_model(schedule, "eps"), noise(), grid)

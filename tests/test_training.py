@@ -44,7 +44,7 @@ def test_timesteps_are_uniform(linear_schedule):
 
 @pytest.mark.parametrize("prediction_type", ["x0", "v"])
 def test_other_targets(prediction_type):
-    schedule = make_schedule(ScheduleConfig("cosine", 100))
+    schedule = make_schedule(ScheduleConfig(schedule="cosine", num_timesteps=100))
     x0 = torch.rand(4, 1, 2, 2)
     loss = diffusion_loss(
         lambda xt, t: torch.zeros_like(xt), x0, schedule, torch.Generator(), prediction_type
@@ -94,3 +94,64 @@ def test_tiny_model_overfits_a_handful_of_images(tmp_path):
     assert first > 0.5
     assert last < 0.25 * first
     assert result.step == 300
+
+
+class _RecordingNet(torch.nn.Module):
+    """A stand-in network: out = scale · y + x_t, recording every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+        self.calls = []
+
+    def forward(self, x, t, *, cond_image):
+        self.calls.append((x.clone(), t.clone()))
+        return self.scale * cond_image + x
+
+
+def test_regression_preview_is_one_network_pass(linear_schedule):
+    """A regression model's preview is f_θ(0, 0 | y) from one call, not a sampler's chain."""
+    from ddpm.samplers import SamplerConfig
+    from ddpm.training.conditioning import Conditioning
+    from ddpm.training.preview import preview
+
+    net = _RecordingNet()
+    conditioning = Conditioning(image=lambda x0, g: {"cond_image": -x0})
+    images = digits_images(4)
+    noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    x, nrow = preview(
+        net,
+        linear_schedule,
+        "eps",
+        SamplerConfig(sampler="ddim", steps=5),
+        conditioning,
+        images,
+        noise,
+        seed=0,
+        regression=True,
+    )
+    truth = images.float() / 127.5 - 1
+    assert len(net.calls) == 1
+    xt, t = net.calls[0]
+    assert torch.equal(xt, torch.zeros_like(noise)) and torch.equal(t, torch.zeros(4, dtype=torch.long))
+    assert nrow == 3 and x.shape == (12, 1, 8, 8)
+    assert torch.allclose(x[0::3], -truth) and torch.allclose(x[2::3], truth)
+    assert torch.allclose(x[1::3], -0.5 * truth)  # (condition, answer, truth) triplets
+
+
+def test_the_no_label_index_is_one_rule():
+    """Label dropping, the network's class table and its null_class all use null_label."""
+    from ddpm.models import UNet, UNetConfig
+    from ddpm.models.embeddings import null_label
+    from ddpm.training.conditioning import Conditioning
+
+    labels = torch.tensor([0, 1, 2, 1])
+    cond = Conditioning(labels=labels, num_classes=3, drop_prob=0.999)
+    dropped = cond.batch(torch.arange(4), None, torch.Generator().manual_seed(0), "cpu")["class_labels"]
+    assert null_label(3) == 3 and torch.equal(dropped, torch.full((4,), null_label(3)))
+    config = UNetConfig(
+        image_size=8, base_channels=16, channel_mult=(1, 2), attention_resolutions=(), num_classes=3
+    )
+    model = UNet(config)
+    assert model.null_class == null_label(3)
+    assert model.class_embed.num_embeddings == null_label(3) + 1

@@ -31,14 +31,14 @@ CLAMPED_SIGMA = (1 - 2**-24) ** 0.5 / 2**-12  # diffusers' σ_max for ᾱ_T = 2�
 
 
 def ztsnr():
-    return make_schedule(ScheduleConfig("linear", T, zero_terminal_snr=True))
+    return make_schedule(ScheduleConfig(schedule="linear", num_timesteps=T, zero_terminal_snr=True))
 
 
 def clamped(grid: NoiseGrid) -> NoiseGrid:
     """The same grid with diffusers' first level σ_max ≈ 4096 in place of ∞."""
     sigmas = grid.sigmas.clone()
     sigmas[0] = CLAMPED_SIGMA
-    return NoiseGrid(grid.timesteps, sigmas)
+    return NoiseGrid(timesteps=grid.timesteps, sigmas=sigmas)
 
 
 VARIANTS = [(name, 0) for name in SAMPLERS if not name.startswith("unipc")] + [

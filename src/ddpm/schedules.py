@@ -150,7 +150,7 @@ def make_schedule(config: ScheduleConfig) -> NoiseSchedule:
     betas = betas_for(config)
     if config.zero_terminal_snr:
         betas = rescale_zero_terminal_snr(betas)
-    return NoiseSchedule(betas)
+    return NoiseSchedule(betas=betas)
 
 
 def respace(schedule: NoiseSchedule, timesteps: torch.Tensor) -> NoiseSchedule:
@@ -164,4 +164,4 @@ def respace(schedule: NoiseSchedule, timesteps: torch.Tensor) -> NoiseSchedule:
         raise ValueError("respaced timesteps must be non-empty and strictly increasing")
     alpha_bar = schedule.alpha_bar[timesteps]
     prev = torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
-    return NoiseSchedule(1 - alpha_bar / prev)
+    return NoiseSchedule(betas=1 - alpha_bar / prev)

@@ -19,7 +19,7 @@ from ddpm.samplers import SAMPLERS
 
 
 def add_parser(sub) -> None:
-    lines = "\n".join(f"  {k:10s} {v}" for k, v in METRICS.items())
+    lines = "\n".join(f"  {k:10s} {m.help}" for k, m in METRICS.items())
     p = sub.add_parser(
         "eval",
         help="measure sample quality (FID, KID, precision/recall, domain FD) and NLL",
@@ -108,15 +108,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     config = EvalConfig(
-        metrics,
-        args.num,
-        args.seed,
-        args.batch_size,
-        args.nll_num,
-        sampler,
-        args.device,
-        not args.no_progress,
-        args.pr_space,
+        metrics=metrics,
+        num=args.num,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        nll_num=args.nll_num,
+        sampler=sampler,
+        device=args.device,
+        progress=not args.no_progress,
+        pr_space=args.pr_space,
     )
     samples = read_samples(args.samples) if args.samples else None
     if args.save_samples and Path(args.save_samples).exists():

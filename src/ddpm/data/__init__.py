@@ -77,10 +77,10 @@ def faces_dataset(path: str, size: int, split: str) -> ImageDataset:
     """The built faces as (N, 3, S, S) uint8, labelled by style (for style-conditional models)."""
     images, _, style = load_faces(path or default_faces_dir(), size, split)
     return ImageDataset(
-        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
-        torch.from_numpy(style.astype("int64")),
-        tuple(FACE_STYLES),
-        f"faces-{split}",
+        images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+        labels=torch.from_numpy(style.astype("int64")),
+        class_names=tuple(FACE_STYLES),
+        name=f"faces-{split}",
     )
 
 
@@ -109,7 +109,7 @@ def _load_fitted(config: DataConfig) -> ImageDataset:
     if config.dataset == "emoji":
         images, captions, _ = load_emoji(config.path or default_emoji_dir(), config.image_size, config.split)
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        return ImageDataset(tensor, name=f"emoji-{config.split}", captions=captions)
+        return ImageDataset(images=tensor, name=f"emoji-{config.split}", captions=captions)
     if not config.path:
         raise UserError("the folder data set needs --data.path pointing to a folder of images")
     return load_image_folder(config.path, config.image_size, config.channels)

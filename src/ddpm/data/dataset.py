@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImageDataset:
     """Images as uint8 (N, C, H, W) with optional integer labels (N,) and their class names, or captions."""
 

@@ -20,4 +20,6 @@ def load_digits(image_size: int = 8) -> ImageDataset:
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)
     x = fit_size(torch.from_numpy(images)[:, None], image_size)
     names = tuple(str(i) for i in range(10))
-    return ImageDataset(x, torch.from_numpy(bunch.target.astype(np.int64)), names, "digits")
+    return ImageDataset(
+        images=x, labels=torch.from_numpy(bunch.target.astype(np.int64)), class_names=names, name="digits"
+    )

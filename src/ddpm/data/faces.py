@@ -122,7 +122,7 @@ def style_definition(style: str) -> dict:
     return json.loads(text)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Choices:
     variants: dict[str, str | None]
     colours: dict[str, str]
@@ -141,7 +141,7 @@ def _choose(definition: dict, rng: random.Random) -> _Choices:
         avoid = {colours.get(other) for other in spec.get("notEqualTo", [])}
         allowed = [c for c in options if c not in avoid] or options
         colours[name] = rng.choice(allowed)
-    return _Choices(variants, colours, background)
+    return _Choices(variants=variants, colours=colours, background=background)
 
 
 class _Writer:

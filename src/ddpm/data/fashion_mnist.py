@@ -78,7 +78,12 @@ def load_fashion_mnist(root: str | Path = "", split: str = "train", image_size: 
         )
     x = torch.from_numpy(images.copy())[:, None]
     x = fit_size(x, image_size)
-    return ImageDataset(x, torch.from_numpy(labels.astype(np.int64)), CLASS_NAMES, f"fashion-mnist-{split}")
+    return ImageDataset(
+        images=x,
+        labels=torch.from_numpy(labels.astype(np.int64)),
+        class_names=CLASS_NAMES,
+        name=f"fashion-mnist-{split}",
+    )
 
 
 def fit_size(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -58,4 +58,4 @@ def load_image_folder(path: str | Path, image_size: int, channels: int = 3) -> I
         raise UserError(f"none of the {len(files)} image files under {root} could be read")
     x = torch.from_numpy(np.stack(arrays))
     x = x[:, None] if channels == 1 else x.permute(0, 3, 1, 2)
-    return ImageDataset(x.contiguous(), name=root.name)
+    return ImageDataset(images=x.contiguous(), name=root.name)

@@ -112,14 +112,14 @@ def train_domain_classifier(
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
     model.eval()
-    classifier = DomainClassifier(model, 0.0, Path())
+    classifier = DomainClassifier(model=model, test_accuracy=0.0, path=Path())
     _, logits = classifier.features_and_logits(test.images)
     accuracy = (logits.argmax(1) == test.labels).float().mean().item()
     return model, accuracy
 
 
 PACKAGED = Path(__file__).parent / "weights" / VERSION
-REPRODUCE = "python -m ddpm.eval.domain_classifier --out src/ddpm/eval/weights/" + VERSION
+REPRODUCE = "OMP_NUM_THREADS=1 python -m ddpm.eval.domain_classifier --out src/ddpm/eval/weights/" + VERSION
 
 
 def load_domain_classifier(folder: str | Path | None = None, progress: bool = True) -> DomainClassifier:
@@ -137,13 +137,15 @@ def load_domain_classifier(folder: str | Path | None = None, progress: bool = Tr
     meta = read_meta(path)
     model = SmallCNN()
     model.load_state_dict(read_tensors(path, "model"))
-    return DomainClassifier(model.eval().requires_grad_(False), float(meta["test_accuracy"]), path)
+    return DomainClassifier(
+        model=model.eval().requires_grad_(False), test_accuracy=float(meta["test_accuracy"]), path=path
+    )
 
 
 def save_domain_classifier(path: str | Path, seed: int = 0, progress: bool = True) -> float:
     """Train the classifier with the default recipe and write it to ``path``; its test accuracy."""
     model, accuracy = train_domain_classifier(seed=seed, progress=progress)
-    meta = {"kind": "domain-classifier", "version": VERSION, "seed": seed, "test_accuracy": accuracy}
+    meta = {"kind": "domain-classifier", "classifier": VERSION, "seed": seed, "test_accuracy": accuracy}
     write_checkpoint(path, {"model": model.state_dict()}, meta)
     return accuracy
 

@@ -21,7 +21,7 @@ from ddpm.samplers.common import Denoiser
 from ddpm.schedules import NoiseSchedule
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BoundTerms:
     """Per-image terms in bits/dim: ``prior`` (N,), ``decoder`` (N,) and ``kl`` (N, T−1) for t = 2…T."""
 
@@ -71,4 +71,4 @@ def variational_bound(
             term = normal_kl(true_mean, true_logvar, model_mean, model_logvar)
             kl[:, t - 1] = term.flatten(1).sum(1).cpu().numpy() * to_bits
     prior = prior_kl(x0, schedule).flatten(1).sum(1).cpu().numpy() * to_bits
-    return BoundTerms(prior, decoder, kl)
+    return BoundTerms(prior=prior, decoder=decoder, kl=kl)

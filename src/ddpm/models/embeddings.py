@@ -1,4 +1,5 @@
-"""Sinusoidal timestep embedding and the MLP that lifts it to the network's embedding width."""
+"""Sinusoidal timestep embedding and the MLP that lifts it to the network's embedding width; the class
+label embedding and its "no label" index."""
 
 from __future__ import annotations
 
@@ -32,3 +33,17 @@ class TimestepEmbedding(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return self.mlp(sinusoidal_embedding(t, self.base_dim).to(self.mlp[0].weight.dtype))
+
+
+def null_label(num_classes: int) -> int:
+    """The class index meaning "no label": one past the real classes 0 … num_classes − 1.
+
+    Classifier-free guidance (Ho & Salimans 2022) trains with labels dropped to it and samples its
+    unconditional branch with it; :func:`class_embedding` gives it a learned row of its own.
+    """
+    return num_classes
+
+
+def class_embedding(num_classes: int, embed_dim: int) -> nn.Embedding:
+    """The table of class vectors: one row per class, plus the row of :func:`null_label`."""
+    return nn.Embedding(null_label(num_classes) + 1, embed_dim)

@@ -22,7 +22,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from ddpm.models.blocks import Attention, Downsample, ResBlock, Upsample, group_norm
-from ddpm.models.embeddings import TimestepEmbedding
+from ddpm.models.embeddings import TimestepEmbedding, class_embedding, null_label
 
 
 @dataclass
@@ -105,8 +105,8 @@ class UNet(nn.Module):
         ch = c.base_channels
         emb_dim = 4 * ch
         self.time_embed = TimestepEmbedding(ch, emb_dim)
-        # index num_classes is the learned "no label" embedding used by classifier-free guidance
-        self.class_embed = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
+        # with a learned row for the "no label" index that classifier-free guidance uses
+        self.class_embed = class_embedding(c.num_classes, emb_dim) if c.num_classes else None
         # the noise level s ∈ [0, 1] of an augmented conditioning image, embedded like a timestep
         self.aug_embed = TimestepEmbedding(ch, emb_dim) if c.aug_level else None
 
@@ -166,7 +166,7 @@ class UNet(nn.Module):
     @property
     def null_class(self) -> int:
         """The label index meaning "no label" (classifier-free guidance's unconditional branch)."""
-        return self.config.num_classes
+        return null_label(self.config.num_classes)
 
     def forward(
         self,

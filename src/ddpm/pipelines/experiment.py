@@ -22,7 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExperimentConfig:
     """The sections of a configuration file: [model], [diffusion], [data], [train], [sample]."""
 
@@ -86,13 +86,13 @@ def run_training(
     if config.model.context_dim:
         text, metadata = encode_captions(dataset, config.model.context_dim, progress)
     run = TrainingRun(
-        config.model,
-        config.diffusion,
-        config.train,
-        config.sample,
-        to_dict(config),
-        tuple(names),
-        metadata,
+        model=config.model,
+        diffusion=config.diffusion,
+        train=config.train,
+        sample=config.sample,
+        full_config=to_dict(config),
+        class_names=tuple(names),
+        metadata=metadata,
         config_defaults=to_dict(ExperimentConfig()),
     )
     return train(
@@ -122,5 +122,5 @@ def encode_captions(dataset, context_dim: int, progress: bool = True):
         print(f"encoding {len(dataset.captions)} captions with the frozen text encoder …")
     states, mask = encoder(dataset.captions)
     null_states, null_mask = encoder([""])
-    text = TextContext(states, mask, null_states[0], null_mask[0])
+    text = TextContext(states=states, mask=mask, null_states=null_states[0], null_mask=null_mask[0])
     return text, {"text_encoder": {"name": "all-MiniLM-L6-v2", "max_length": encoder.max_length}}

@@ -109,7 +109,7 @@ def generate(
         )
         out.append(x.float().cpu())
     images = torch.cat(out)
-    result = Generation(images)
+    result = Generation(images=images)
     if recorder is not None:
         k = min(animate, len(images))
         result.frames = [make_image_grid(xt[:k], nrow=k) for xt in recorder.xt]

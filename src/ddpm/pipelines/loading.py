@@ -41,7 +41,7 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     raise UserError(f"checkpoint {str(name_or_path)!r} not found: give a path or a pretrained name ({names})")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoadedModel:
     """A network ready for sampling, with the diffusion it was trained for."""
 
@@ -110,7 +110,9 @@ def load_model(
         channels_last = target.type == "cpu"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return LoadedModel(model, config, make_schedule(config.diffusion), meta, path)
+    return LoadedModel(
+        model=model, config=config, schedule=make_schedule(config.diffusion), meta=meta, path=path
+    )
 
 
 def export_checkpoint(

@@ -13,9 +13,11 @@ from PIL import Image, UnidentifiedImageError
 from ddpm.data.degradations import apply_mask, bicubic_upsample, greyscale, network_condition, side_crop_mask
 from ddpm.errors import UserError
 from ddpm.imaging import to_model_range
+from ddpm.models.denoiser import model_denoiser
 from ddpm.pipelines.generation import generate
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.samplers import SamplerConfig
+from ddpm.training.objective import regression_output
 
 MASKED = ("inpaint-center", "inpaint-boxes", "inpaint-strokes", "uncrop")
 
@@ -118,10 +120,8 @@ def restore(
     of x | y. With a mask, the known pixels of the result are y's own, exactly.
     """
     cond = network_condition(y, mask)
-    device = next(loaded.model.parameters()).device
     if loaded.config.train.objective == "regression":
-        t = torch.zeros(len(y), dtype=torch.long, device=device)
-        out = loaded.model(torch.zeros_like(y).to(device), t, cond_image=cond.to(device)).float().cpu()
+        out = regression_output(model_denoiser(loaded.model, cond_image=cond), y).float().cpu()
         out = out.clamp(-1, 1)[None].expand(samples, *out.shape)
     else:
         draws = [

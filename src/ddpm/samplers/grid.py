@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ddpm.errors import UserError
 from ddpm.samplers.spacing import spaced_timesteps
 from ddpm.schedules import NoiseSchedule
 
@@ -64,7 +65,7 @@ def discrete_grid(
     sigmas = torch.cat(
         [schedule.sigmas[t], torch.tensor([_final_level(schedule, final)], dtype=torch.float64)]
     )
-    return NoiseGrid(t.double(), sigmas)
+    return NoiseGrid(timesteps=t.double(), sigmas=sigmas)
 
 
 def karras_sigmas(sigma_min: float, sigma_max: float, num_steps: int, rho: float = 7.0) -> torch.Tensor:
@@ -91,7 +92,10 @@ def logsnr_grid(
     """Levels uniform in λ = −log σ between σ_max and σ_min (DPM-Solver's "logSNR" steps, Lu et al.
     2022a §3.3), at matching fractional (or rounded) timesteps."""
     if not torch.isfinite(schedule.sigmas[-1]):
-        raise ValueError("a log-SNR grid needs a finite σ_max; a zero-terminal-SNR schedule has σ_T = ∞")
+        raise UserError(
+            "logsnr spacing needs a finite σ_max and this zero-terminal-SNR schedule has σ_T = ∞; "
+            "use --spacing trailing"
+        )
     lam = torch.linspace(
         -float(schedule.sigmas[-1].log()), -float(schedule.sigmas[0].log()), num_steps, dtype=torch.float64
     )
@@ -100,7 +104,8 @@ def logsnr_grid(
     if round_timesteps:
         t = t.round()
     return NoiseGrid(
-        t, torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)])
+        timesteps=t,
+        sigmas=torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)]),
     )
 
 
@@ -115,11 +120,15 @@ def karras_grid(
     fractional timesteps (as k-diffusion does), or at rounded ones (as diffusers' DPM-Solver does,
     which puts the network at a different σ than the solver assumes wherever levels crowd near t = 0)."""
     if not torch.isfinite(schedule.sigmas[-1]):
-        raise ValueError("Karras σ's need a finite σ_max; a zero-terminal-SNR schedule has σ_T = ∞")
+        raise UserError(
+            "karras spacing needs a finite σ_max and this zero-terminal-SNR schedule has σ_T = ∞; "
+            "use --spacing trailing"
+        )
     sigmas = karras_sigmas(float(schedule.sigmas[0]), float(schedule.sigmas[-1]), num_steps, rho)
     t = sigma_to_timestep(sigmas, schedule)
     if round_timesteps:
         t = t.round()
     return NoiseGrid(
-        t, torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)])
+        timesteps=t,
+        sigmas=torch.cat([sigmas, torch.tensor([_final_level(schedule, final)], dtype=torch.float64)]),
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ddpm.errors import UserError
+from ddpm.models.embeddings import null_label
 
 ImageCondition = Callable[[torch.Tensor, torch.Generator], dict]
 """``make(x0, generator) -> {"cond_image": …[, "aug_level": …]}``: the image a batch is conditioned on,
@@ -15,7 +16,7 @@ made from the batch (a degradation: low resolution, masked, grey, JPEG…), conc
 network, and the noise level it was augmented with, if any."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TextContext:
     """Token states (N, T, D) and padding masks (N, T) of every training caption, and those of the
     empty caption, which stands for "no caption" under classifier-free guidance."""
@@ -26,14 +27,14 @@ class TextContext:
     null_mask: torch.Tensor
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Conditioning:
     """Per-image class labels (N,) or caption states of a training set, and/or an image made from
     each batch.
 
-    Each batch replaces a label (caption) by the "no label" index (the empty caption) with
-    probability ``drop_prob``, so the one network also learns the unconditional model that
-    classifier-free guidance needs (Ho & Salimans 2022, Alg. 1).
+    Each batch replaces a label (caption) by the "no label" index, :func:`null_label` (the empty
+    caption), with probability ``drop_prob``, so the one network also learns the unconditional model
+    that classifier-free guidance needs (Ho & Salimans 2022, Alg. 1).
     """
 
     labels: torch.Tensor | None = None
@@ -69,7 +70,7 @@ class Conditioning:
         if self.active:
             labels = self.labels[idx].clone()
             drop = torch.rand(len(labels), generator=generator) < self.drop_prob
-            labels[drop] = self.num_classes
+            labels[drop] = null_label(self.num_classes)
             out["class_labels"] = labels.to(device)
         if self.text is not None:
             t = self.text

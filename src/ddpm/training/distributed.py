@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Topology:
     """This process's place among ``world`` processes."""
 
@@ -39,7 +39,9 @@ class Topology:
 def topology_from_env() -> Topology:
     """The topology torchrun describes in the environment (a single process without it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    return Topology(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    return Topology(
+        rank=int(os.environ.get("RANK", "0")), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0"))
+    )
 
 
 def start(topology: Topology, device: torch.device) -> None:

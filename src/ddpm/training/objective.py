@@ -53,8 +53,15 @@ def diffusion_loss(
     return denoising_loss(model_output_fn, x0, t, eps, schedule, prediction_type)
 
 
+def regression_output(model_output_fn, like: torch.Tensor) -> torch.Tensor:
+    """f_θ(0, 0 | y): the non-diffusion baseline's answer for a batch shaped like ``like`` — the
+    network asked for x directly from its conditioning input y (bound in ``model_output_fn``), in
+    one pass from an all-zero x_t at t = 0."""
+    t = torch.zeros(like.shape[0], dtype=torch.long, device=like.device)
+    return model_output_fn(torch.zeros_like(like), t)
+
+
 def regression_loss(model_output_fn, x0: torch.Tensor) -> torch.Tensor:
-    """The non-diffusion baseline: ‖x_0 − f_θ(0, 0 | y)‖², the same network asked for x directly from
-    its conditioning input y in one pass (it converges to E[x | y], the blurry conditional mean)."""
-    out = model_output_fn(torch.zeros_like(x0), torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device))
-    return torch.nn.functional.mse_loss(out.float(), x0.float())
+    """The non-diffusion baseline's loss ‖x_0 − f_θ(0, 0 | y)‖² (:func:`regression_output`); it
+    converges to E[x | y], the blurry conditional mean."""
+    return torch.nn.functional.mse_loss(regression_output(model_output_fn, x0).float(), x0.float())

@@ -8,9 +8,11 @@ import torch
 
 from ddpm.imaging import to_model_range
 from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
+from ddpm.models.embeddings import null_label
 from ddpm.samplers import SamplerConfig, guided_denoiser, sample
 from ddpm.schedules import NoiseSchedule
 from ddpm.training.conditioning import Conditioning
+from ddpm.training.objective import regression_output
 
 
 @torch.no_grad()
@@ -31,7 +33,9 @@ def preview(
 
     Unconditional: one sample per noise. Class-conditional: classes 0, 1, … along each row, with the
     configured guidance. Text-conditional: the first training captions, guided. Image-conditional:
-    (condition, sample, truth) triplets for the first training images.
+    (condition, sample, truth) triplets for the first training images. With ``regression`` the
+    model is the non-diffusion baseline: its answer is one network pass (no sampler, noise unused
+    but for its shape).
     """
     device = noise.device
     kwargs, nrow = {}, None
@@ -59,14 +63,16 @@ def preview(
         pair = model_pair_denoiser(
             model,
             {"class_labels": labels, **kwargs},
-            {"class_labels": torch.full_like(labels, c), **kwargs},
+            {"class_labels": torch.full_like(labels, null_label(c)), **kwargs},
             precision,
             channels_last,
         )
         denoise, nrow = guided_denoiser(pair, sampler.guidance), c
-    x = sample(
-        sampler, denoise, noise, schedule, prediction_type, generator=torch.Generator().manual_seed(seed)
-    )
+    if regression:
+        x = regression_output(denoise, noise)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        x = sample(sampler, denoise, noise, schedule, prediction_type, generator=generator)
     if conditioning.image is not None:
         channels = x.shape[1]
         x = torch.stack([cond[:, :channels], x, truth], dim=1).flatten(0, 1)

@@ -128,11 +128,11 @@ def train(
     tc = run.train
     _check_images(images, run.model)
     conditioning = Conditioning(
-        labels if run.model.num_classes else None,
-        run.model.num_classes,
-        tc.cond_drop_prob,
-        image_condition,
-        text,
+        labels=labels if run.model.num_classes else None,
+        num_classes=run.model.num_classes,
+        drop_prob=tc.cond_drop_prob,
+        image=image_condition,
+        text=text,
     )
     if (text is None) != (run.model.context_dim == 0):
         raise UserError("model.context_dim must be set exactly when the data set has captions")
@@ -409,4 +409,10 @@ class _Loop:
         path = self._save() if self.step > self.last_saved else self.checkpoints.latest()
         if tc.sample_every and self.step % tc.sample_every != 0:
             self._sample_grid()
-        return TrainResult(path, self.step, loss, self.elapsed, self.topology.is_main)
+        return TrainResult(
+            checkpoint=path,
+            step=self.step,
+            loss=loss,
+            elapsed_seconds=self.elapsed,
+            main_process=self.topology.is_main,
+        )
