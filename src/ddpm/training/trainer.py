@@ -218,11 +218,6 @@ class _Loop:
         meta = read_meta(path)
         earlier = [p for p in self.checkpoints.complete() if p.name < path.name]
         state = read_resume_state(path, meta, earlier)
-        if state.step >= self.tc.steps:
-            raise UserError(
-                f"the run in {self.out} is already at step {state.step}, so train.steps {self.tc.steps} "
-                f"leaves nothing to train; give --train.steps above {state.step} to continue it"
-            )
         saved = merge(self.spec.config_defaults, meta.get("config", {}))
         mine = {k: v for k, v in self.spec.full_config.items() if k not in RESUMABLE_SECTIONS}
         theirs = {k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS}
@@ -231,6 +226,11 @@ class _Loop:
             raise UserError(
                 f"cannot resume {path}: its configuration differs in {', '.join(changed)}; "
                 "use the run's own config (omit --config) or start a new run"
+            )
+        if state.step >= self.tc.steps:
+            raise UserError(
+                f"the run in {self.out} is already at step {state.step}, so train.steps {self.tc.steps} "
+                f"leaves nothing to train; give --train.steps above {state.step} to continue it"
             )
         try:
             self.model.load_state_dict(read_tensors(path, "model"))
