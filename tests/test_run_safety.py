@@ -60,7 +60,8 @@ def _resume(run, steps="12"):
     [
         ("checkpoints/step-0000008", "is a training checkpoint"),  # the very checkpoint exported
         ("checkpoints/step-0000004", "is a training checkpoint"),  # another one of the run
-        ("checkpoints/exported", "lies inside the checkpoints of the run"),
+        ("checkpoints/exported", "the checkpoints of a training run"),
+        ("checkpoints", "the checkpoints of a training run"),
         (".", "is a training run folder"),
     ],
 )

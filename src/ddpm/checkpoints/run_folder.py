@@ -40,7 +40,8 @@ def is_training_checkpoint(path: str | Path) -> bool:
 
 def refuse_writing_over_a_run(target: str | Path) -> None:
     """Raise UserError if writing a checkpoint to ``target`` would replace or enter a training run's
-    checkpoints: ``target`` is a training checkpoint, a run folder, or lies in a run's checkpoints/."""
+    checkpoints: ``target`` is a training checkpoint, a run folder, or a run's checkpoints/ or
+    anything inside it."""
     target = Path(target).resolve()
     advice = "the run could no longer resume; choose a folder outside the run's checkpoints/"
     if is_training_checkpoint(target):
@@ -49,6 +50,6 @@ def refuse_writing_over_a_run(target: str | Path) -> None:
         raise UserError(
             f"{target} is a training run folder; a checkpoint written there would mix with the run: {advice}"
         )
-    for parent in target.parents:
+    for parent in (target, *target.parents):
         if parent.name == "checkpoints" and is_run_folder(parent.parent):
-            raise UserError(f"{target} lies inside the checkpoints of the run {parent.parent}; {advice}")
+            raise UserError(f"{target} is within {parent}, the checkpoints of a training run; {advice}")

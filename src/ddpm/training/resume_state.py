@@ -1,6 +1,6 @@
 """The loop state a training checkpoint's ``checkpoint.json`` holds (step, clock, RNG states,
-optimiser groups), read and checked before anything is loaded, so that a damaged file gives
-one clear error naming it and what to do instead of a traceback."""
+optimiser groups), written, and read and checked before anything is loaded, so that a damaged
+file gives one clear error naming it and what to do instead of a traceback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ddpm.checkpoints import META_FILE, decode_bytes
+from ddpm.checkpoints import META_FILE, decode_bytes, encode_bytes
 from ddpm.errors import UserError
 
 
@@ -22,6 +22,18 @@ class ResumeState:
     param_groups: list
     rng_train: torch.Tensor  # the loop's generator (data order, t, ε, flips, label drops)
     rng_torch: torch.Tensor  # the global generator (dropout)
+
+    def to_json(self, batch_size: int) -> dict:
+        """The ``state`` section of ``checkpoint.json``."""
+        return {
+            "step": self.step,
+            "images_seen": self.step * batch_size,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "param_groups": self.param_groups,
+            "rng_train": encode_bytes(self.rng_train),
+            "rng_torch": encode_bytes(self.rng_torch),
+            "torch_version": torch.__version__,
+        }
 
 
 def _rng(state: dict, key: str) -> torch.Tensor:
@@ -53,7 +65,13 @@ def read_resume_state(path: Path, meta: dict, earlier: list[Path]) -> ResumeStat
         groups = state.get("param_groups")
         if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
             raise ValueError("state.param_groups (the optimiser settings) is missing or damaged")
-        return ResumeState(step, float(elapsed), groups, _rng(state, "rng_train"), _rng(state, "rng_torch"))
+        return ResumeState(
+            step=step,
+            elapsed_seconds=float(elapsed),
+            param_groups=groups,
+            rng_train=_rng(state, "rng_train"),
+            rng_torch=_rng(state, "rng_torch"),
+        )
     except ValueError as err:
         if earlier:
             todo = (

@@ -14,7 +14,6 @@ import torch
 from ddpm.checkpoints import (
     CheckpointDir,
     RunLock,
-    encode_bytes,
     optimizer_from_tensors,
     optimizer_to_tensors,
     read_meta,
@@ -47,7 +46,7 @@ from ddpm.training.ema import EMA
 from ddpm.training.interrupts import StopRequest
 from ddpm.training.objective import denoising_loss, regression_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
-from ddpm.training.resume_state import read_resume_state
+from ddpm.training.resume_state import ResumeState, read_resume_state
 from ddpm.training.run_log import RunLog
 
 RESUMABLE_SECTIONS = ("train", "sample")
@@ -257,15 +256,13 @@ class _Loop:
             "config": self.spec.full_config,
             "class_names": list(self.spec.class_names),
             **self.spec.metadata,
-            "state": {
-                "step": self.step,
-                "images_seen": self.step * self.tc.batch_size,
-                "elapsed_seconds": round(self.elapsed, 3),
-                "param_groups": groups,
-                "rng_train": encode_bytes(self.gen.get_state()),
-                "rng_torch": encode_bytes(torch.get_rng_state()),
-                "torch_version": torch.__version__,
-            },
+            "state": ResumeState(
+                step=self.step,
+                elapsed_seconds=self.elapsed,
+                param_groups=groups,
+                rng_train=self.gen.get_state(),
+                rng_torch=torch.get_rng_state(),
+            ).to_json(self.tc.batch_size),
         }
         tensors = {
             "model": self.model.state_dict(),
@@ -431,9 +428,9 @@ class _Loop:
             raise
         bar.close()
         path = self._save() if self.step > self.last_saved else self.checkpoints.latest()
-        if reason == INTERRUPTED:
+        if reason == INTERRUPTED and self.step < tc.steps:
             print(f"\ninterrupted at step {self.step}; saved {path}; continue with --resume")
             raise KeyboardInterrupt
-        if tc.sample_every and self.step % tc.sample_every != 0:
+        if tc.sample_every and self.step % tc.sample_every != 0 and not stop.requested:
             self._sample_grid()
         return TrainResult(path, self.step, loss, self.elapsed, self.topology.is_main)
