@@ -43,9 +43,9 @@ def refuse_writing_over_a_run(target: str | Path) -> None:
     checkpoints: ``target`` is a training checkpoint, a run folder, or a run's checkpoints/ or
     anything inside it."""
     target = Path(target).resolve()
-    advice = "the run could no longer resume; choose a folder outside the run's checkpoints/"
+    advice = "only the run writes its checkpoints, so that it can always resume; choose a folder outside them"
     if is_training_checkpoint(target):
-        raise UserError(f"{target} is a training checkpoint; writing there would replace it and {advice}")
+        raise UserError(f"{target} is a training checkpoint; writing there would replace it: {advice}")
     if is_run_folder(target):
         raise UserError(
             f"{target} is a training run folder; a checkpoint written there would mix with the run: {advice}"

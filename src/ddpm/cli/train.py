@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
             "Train a diffusion model. Settings come from --config (a TOML file or a bundled "
             f"name: {', '.join(bundled_configs())}), then from --section.key overrides. "
             "The run folder receives checkpoints/, samples/ (grids from the EMA weights), "
-            "log.jsonl and config.json."
+            "log.jsonl and config.json. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint "
+            "and stops (a second Ctrl-C stops at once, unsaved); one process at a time writes a run folder."
         ),
     )
     p.add_argument("--config", help="TOML file or bundled config name (default: the run's own on --resume)")
