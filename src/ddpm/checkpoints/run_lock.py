@@ -12,7 +12,6 @@ one at the path, and retries if not (the usual lock-then-verify-inode pattern).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -20,6 +19,11 @@ import time
 from pathlib import Path
 
 from ddpm.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not locked
+    fcntl = None
 
 LOCK_FILE = "train.lock"
 
@@ -43,6 +47,8 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock, or raise UserError naming the process that holds it. Creates the run folder."""
+        if fcntl is None:
+            return self
         self._made_folder = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
