@@ -42,3 +42,8 @@ def assert_weights_close(a, b, tol=1e-5):
     for group_a, group_b in zip(a, b, strict=True):
         for k in group_a:
             assert torch.allclose(group_a[k], group_b[k], rtol=tol, atol=tol), k
+
+
+def snapshot_files(folder) -> dict:
+    """``{relative path: bytes}`` of every file under ``folder``, to show a refusal changed nothing."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

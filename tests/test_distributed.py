@@ -59,6 +59,7 @@ def test_two_processes_with_gloo_match_one(tmp_path, plain):
     # rank 0 alone wrote: one log, one set of checkpoints, one closing message
     assert len((tmp_path / "ddp" / "log.jsonl").read_text().splitlines()) == 2
     assert done.stdout.count("trained to step 6") == 1
+    assert not (tmp_path / "ddp" / "train.lock").exists()  # rank 0 held the run's lock, and let go
 
 
 def _vote(rank: int, init_file: str, results) -> None:

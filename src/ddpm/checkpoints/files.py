@@ -19,22 +19,28 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ddpm.checkpoints.run_folder import META_FILE, refuse_writing_over_a_run
 from ddpm.errors import UserError
 from ddpm.fileio import default_mode, fsync_path, write_text_atomic
 
 FORMAT = "ddpm-checkpoint"
 VERSION = 1
-META_FILE = "checkpoint.json"
+TEMP_PREFIX = "."  # a checkpoint is written as .{name}.XXXX, then renamed; the old one goes to .{name}.old
 
 
 def write_checkpoint(directory: str | Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict) -> Path:
     """Write ``{name}.safetensors`` for each tensor group and ``checkpoint.json``, atomically.
 
-    If ``directory`` already exists it is replaced only after the new one is complete.
+    If ``directory`` already exists it is replaced only after the new one is complete. It is never
+    a training run's checkpoint nor inside one's checkpoints (UserError): only the run writes there.
     """
-    directory = Path(directory)
+    refuse_writing_over_a_run(directory)
+    return _write_folder(Path(directory), tensors, meta)
+
+
+def _write_folder(directory: Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict) -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{directory.name}.", dir=directory.parent))
     try:
         os.chmod(tmp, default_mode(directory=True))
         for name, group in tensors.items():
@@ -47,7 +53,7 @@ def write_checkpoint(directory: str | Path, tensors: dict[str, dict[str, torch.T
             fsync_path(f)
         fsync_path(tmp)
         if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
+            old = directory.with_name(f"{TEMP_PREFIX}{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             directory.rename(old)
             tmp.rename(directory)
@@ -140,8 +146,20 @@ class CheckpointDir:
         done = self.complete()
         return done[-1] if done else None
 
+    def temporaries(self) -> list[Path]:
+        """What a killed checkpoint write left behind: ``.step-*`` folders, ``.latest.*`` files."""
+        if not self.root.is_dir():
+            return []
+        prefixes = (f"{TEMP_PREFIX}step-", f"{TEMP_PREFIX}latest.")
+        return sorted(p for p in self.root.iterdir() if p.name.startswith(prefixes))
+
+    def remove_temporaries(self) -> None:
+        """Delete :meth:`temporaries`; call it only while holding the run's lock."""
+        for p in self.temporaries():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
     def save(self, step: int, tensors: dict, meta: dict, keep: int) -> Path:
-        path = write_checkpoint(self.path(step), tensors, meta)
+        path = _write_folder(self.path(step), tensors, meta)
         write_text_atomic(self.root / "latest", path.name + "\n")
         for old in self.complete()[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)

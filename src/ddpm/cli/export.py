@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ddpm.checkpoints import refuse_writing_over_a_run
 from ddpm.pipelines import export_checkpoint
 
 
@@ -11,10 +12,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "export",
         help="write a small inference checkpoint",
-        description="Copy the EMA weights and configuration of a checkpoint into a small folder.",
+        description=(
+            "Copy the EMA weights and configuration of a checkpoint into a small folder. "
+            "--out is never a training checkpoint, a run folder or inside a run's checkpoints/."
+        ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint or run folder")
-    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--out", required=True, help="folder to write (outside any run's checkpoints/)")
     p.add_argument(
         "--dtype",
         default="float32",
@@ -31,6 +35,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_writing_over_a_run(args.out)  # before loading anything: the answer does not depend on it
     path = export_checkpoint(args.checkpoint, args.out, args.dtype, args.weights)
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     print(f"wrote {path} ({size:.1f} MB)")

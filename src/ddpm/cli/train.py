@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ddpm.checkpoints import META_FILE, CheckpointDir
 from ddpm.configuration import add_override_arguments, overrides_from_args
 from ddpm.errors import UserError
 from ddpm.pipelines.experiment import ExperimentConfig, bundled_configs, load_experiment_config, run_training
@@ -19,7 +20,8 @@ def add_parser(sub) -> None:
             "Train a diffusion model. Settings come from --config (a TOML file or a bundled "
             f"name: {', '.join(bundled_configs())}), then from --section.key overrides. "
             "The run folder receives checkpoints/, samples/ (grids from the EMA weights), "
-            "log.jsonl and config.json."
+            "log.jsonl and config.json. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint "
+            "and stops (a second Ctrl-C stops at once, unsaved); one process at a time writes a run folder."
         ),
     )
     p.add_argument("--config", help="TOML file or bundled config name (default: the run's own on --resume)")
@@ -34,10 +36,24 @@ def add_parser(sub) -> None:
 
 
 def _saved_config(out: Path) -> dict:
+    """The run's own ``config.json``, checked; a damaged one is named with what to do."""
     path = out / "config.json"
     if not path.is_file():
         raise UserError(f"nothing to resume: {out} has no config.json; give --config or drop --resume")
-    return json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+        load_experiment_config(saved)
+    except (ValueError, UserError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        latest = CheckpointDir(out).latest()
+        source = f'the "config" entry of {latest / META_FILE}' if latest else "your TOML file (--config)"
+        raise UserError(
+            f"{path} is damaged ({why}); restore it from {source}, which holds the same settings, "
+            "or start a new run with another --out"
+        ) from None
+    return saved
 
 
 def run(args: argparse.Namespace) -> int:

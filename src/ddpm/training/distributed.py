@@ -64,11 +64,17 @@ def mean_over_ranks(value: float, topology: Topology, device: torch.device) -> f
     return float(t) / topology.world
 
 
-def any_rank(flag: bool, topology: Topology, device: torch.device) -> bool:
-    """Whether ``flag`` holds on any process, so that all of them take the same branch (e.g. stop at
-    a time limit together: a rank that stopped alone would leave the others waiting in all-reduce)."""
+def max_over_ranks(value: int, topology: Topology, device: torch.device) -> int:
+    """The largest of an integer over all processes (itself when alone), so that all of them take
+    the same branch (e.g. stop together: a rank that stopped alone would leave the others waiting
+    in all-reduce)."""
     if not topology.distributed:
-        return flag
-    t = torch.tensor([int(flag)], device=device)
+        return value
+    t = torch.tensor([value], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return int(t.item())
+
+
+def any_rank(flag: bool, topology: Topology, device: torch.device) -> bool:
+    """Whether ``flag`` holds on any process (see :func:`max_over_ranks`)."""
+    return bool(max_over_ranks(int(flag), topology, device))

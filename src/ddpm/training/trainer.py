@@ -13,8 +13,7 @@ import torch
 
 from ddpm.checkpoints import (
     CheckpointDir,
-    decode_bytes,
-    encode_bytes,
+    RunLock,
     optimizer_from_tensors,
     optimizer_to_tensors,
     read_meta,
@@ -34,21 +33,24 @@ from ddpm.runtime import (
     resolve_device,
     resolve_precision,
     set_threads,
-    sigterm_as_interrupt,
 )
 from ddpm.samplers import SamplerConfig
 from ddpm.schedules import make_schedule
 from ddpm.training.batches import batch_indices
 from ddpm.training.conditioning import Conditioning, TextContext
 from ddpm.training.config import TrainConfig, learning_rate
-from ddpm.training.distributed import any_rank, mean_over_ranks, topology_from_env
+from ddpm.training.distributed import max_over_ranks, mean_over_ranks, topology_from_env
 from ddpm.training.distributed import start as start_distributed
 from ddpm.training.distributed import stop as stop_distributed
 from ddpm.training.ema import EMA
+from ddpm.training.interrupts import StopRequest
 from ddpm.training.objective import denoising_loss, regression_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
+from ddpm.training.resume_state import ResumeState, read_resume_state
+from ddpm.training.run_log import RunLog
 
 RESUMABLE_SECTIONS = ("train", "sample")
+TIME_LIMIT, INTERRUPTED = 1, 2  # why the loop stops early
 
 
 @dataclass
@@ -75,19 +77,6 @@ class TrainResult:
     loss: float
     elapsed_seconds: float
     main_process: bool = True  # False on the other ranks of a torchrun job, which save nothing
-
-
-class _Logger:
-    """Appends one JSON object per line to ``log.jsonl``."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def write_if(self, condition: bool, record: dict) -> None:
-        if not condition:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
 
 
 def _check_images(images: torch.Tensor, model: UNetConfig) -> None:
@@ -123,7 +112,9 @@ def train(
     ``out_dir`` receives ``checkpoints/``, ``samples/`` (periodic grids from the EMA weights),
     ``log.jsonl`` and ``config.json``. With ``resume`` the newest checkpoint is loaded and the
     run continues on the same trajectory it would have followed uninterrupted. Ctrl-C or SIGTERM
-    saves a checkpoint at the current step before stopping.
+    finishes the current step, saves a checkpoint and raises KeyboardInterrupt; a second Ctrl-C
+    aborts at once without saving. One process at a time writes a run folder: it holds the run's
+    lock (rank 0 under torchrun) and any other gets a UserError naming it.
     """
     tc = run.train
     _check_images(images, run.model)
@@ -143,6 +134,13 @@ def train(
             "model.cond_channels must be set exactly when the data set defines a conditioning task"
         )
     out = Path(out_dir)
+    topology = topology_from_env()
+    with RunLock(out) if topology.is_main else contextlib.nullcontext(), StopRequest() as stop:
+        return _train_locked(run, images, out, conditioning, resume, progress, stop)
+
+
+def _train_locked(run, images, out, conditioning, resume, progress, stop) -> TrainResult:
+    tc = run.train
     checkpoints = CheckpointDir(out)
     latest = checkpoints.latest()
     if latest is not None and not resume:
@@ -164,11 +162,12 @@ def train(
     devices = [device.index or 0] if device.type == "cuda" else []
     start_distributed(topology, device)
     try:
-        with torch.random.fork_rng(devices=devices), sigterm_as_interrupt():
+        with torch.random.fork_rng(devices=devices):
             # weight init (rank 0's is broadcast by DDP) and dropout use the forked global generator
             torch.manual_seed(tc.seed + topology.rank)
             resume_from = latest if resume else None
-            return _Loop(run, images, conditioning, out, checkpoints, device, resume_from, progress).fit()
+            loop = _Loop(run, images, conditioning, out, checkpoints, device, resume_from, progress)
+            return loop.fit(stop)
     finally:
         stop_distributed()
 
@@ -195,12 +194,15 @@ class _Loop:
         )
         self.gen = torch.Generator().manual_seed(self.tc.seed)
         self.step, self.elapsed, self.last_saved = 0, 0.0, -1
+        self.mid_step = False  # true while a step changes the state: no checkpoint then
         if resume_from is not None:
             self._load(resume_from)
-        if self.topology.is_main:
+        self.log = RunLog(out / "log.jsonl")
+        if self.topology.is_main:  # every check passed: only now touch the run folder
             out.mkdir(parents=True, exist_ok=True)
+            checkpoints.remove_temporaries()  # left by a killed write; we hold the run's lock
+            self.log.keep_until(self.step)  # the steps after it will be logged again
             write_text_atomic(out / "config.json", json.dumps(run.full_config, indent=2) + "\n")
-        self.log = _Logger(out / "log.jsonl")
         self.train_model = model
         if self.topology.distributed:
             ids = [device.index] if device.type == "cuda" else None
@@ -213,6 +215,8 @@ class _Loop:
     # -- state ---------------------------------------------------------------------------------
     def _load(self, path: Path) -> None:
         meta = read_meta(path)
+        earlier = [p for p in self.checkpoints.complete() if p.name < path.name]
+        state = read_resume_state(path, meta, earlier)
         saved = merge(self.spec.config_defaults, meta.get("config", {}))
         mine = {k: v for k, v in self.spec.full_config.items() if k not in RESUMABLE_SECTIONS}
         theirs = {k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS}
@@ -222,20 +226,24 @@ class _Loop:
                 f"cannot resume {path}: its configuration differs in {', '.join(changed)}; "
                 "use the run's own config (omit --config) or start a new run"
             )
+        if state.step >= self.tc.steps:
+            raise UserError(
+                f"the run in {self.out} is already at step {state.step}, so train.steps {self.tc.steps} "
+                f"leaves nothing to train; give --train.steps above {state.step} to continue it"
+            )
         try:
             self.model.load_state_dict(read_tensors(path, "model"))
             self.ema.model.load_state_dict(read_tensors(path, "ema"))
-            state = meta["state"]
             self.opt.load_state_dict(
-                optimizer_from_tensors(read_tensors(path, "optimizer"), state["param_groups"])
+                optimizer_from_tensors(read_tensors(path, "optimizer"), state.param_groups)
             )
         except (RuntimeError, KeyError, ValueError) as err:
             raise UserError(
                 f"checkpoint {path} does not match the model: {str(err).splitlines()[0]}"
             ) from None
-        self.gen.set_state(decode_bytes(state["rng_train"]))
-        torch.set_rng_state(decode_bytes(state["rng_torch"]))
-        self.step, self.elapsed = int(state["step"]), float(state["elapsed_seconds"])
+        self.gen.set_state(state.rng_train)
+        torch.set_rng_state(state.rng_torch)
+        self.step, self.elapsed = state.step, state.elapsed_seconds
         self.last_saved = self.step
 
     def _save(self) -> Path:
@@ -248,15 +256,13 @@ class _Loop:
             "config": self.spec.full_config,
             "class_names": list(self.spec.class_names),
             **self.spec.metadata,
-            "state": {
-                "step": self.step,
-                "images_seen": self.step * self.tc.batch_size,
-                "elapsed_seconds": round(self.elapsed, 3),
-                "param_groups": groups,
-                "rng_train": encode_bytes(self.gen.get_state()),
-                "rng_torch": encode_bytes(torch.get_rng_state()),
-                "torch_version": torch.__version__,
-            },
+            "state": ResumeState(
+                step=self.step,
+                elapsed_seconds=self.elapsed,
+                param_groups=groups,
+                rng_train=self.gen.get_state(),
+                rng_torch=torch.get_rng_state(),
+            ).to_json(self.tc.batch_size),
         }
         tensors = {
             "model": self.model.state_dict(),
@@ -292,6 +298,7 @@ class _Loop:
         )
 
     def _train_step(self) -> tuple[float, float]:
+        self.mid_step = True
         lr = learning_rate(self.tc, self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -336,6 +343,7 @@ class _Loop:
         self.opt.step()
         self.ema.update(self.model, self.step)
         self.step += 1
+        self.mid_step = False
         return value, norm
 
     def _sample_grid(self) -> None:
@@ -359,13 +367,22 @@ class _Loop:
         save_image(make_image_grid(x, nrow=nrow), path, scale=scale)
 
     # -- the loop --------------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
+    def _stop_reason(self, stop: StopRequest, deadline: float | None) -> int:
+        """0 go on, 1 time limit, 2 stop requested (a signal): decided by all ranks together, so
+        that none stops alone and leaves the others waiting in all-reduce."""
+        mine = INTERRUPTED if stop.requested else 0
+        if not mine and deadline is not None and time.monotonic() > deadline:
+            mine = TIME_LIMIT
+        return max_over_ranks(mine, self.topology, self.device)
+
+    def fit(self, stop: StopRequest) -> TrainResult:
+        """Train to ``train.steps``; a stop request (signal) ends the loop only between steps."""
         tc = self.tc
         bar = progress_bar(
             total=tc.steps, initial=self.step, desc="train", enabled=self.progress and self.topology.is_main
         )
         window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
-        smooth, loss = None, float("nan")
+        smooth, loss, reason = None, float("nan"), 0
         deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else None
         try:
             while self.step < tc.steps:
@@ -391,23 +408,30 @@ class _Loop:
                         },
                     )
                     window_loss, window_n, window_t = 0.0, 0, now
+                reason = self._stop_reason(stop, deadline)
+                if reason == INTERRUPTED:
+                    break  # saved below, before the sample grid a stop should not wait for
                 if tc.sample_every and self.step % tc.sample_every == 0:
                     self._sample_grid()
                 if self.step % tc.checkpoint_every == 0:
                     self._save()
-                if deadline is not None and any_rank(time.monotonic() > deadline, self.topology, self.device):
+                if reason == TIME_LIMIT:
                     if self.topology.is_main:
                         bar.write(f"time limit of {tc.time_limit_minutes} min reached at step {self.step}")
                     break
         except KeyboardInterrupt:
+            # a second Ctrl-C (stop.hard) may land inside a step: then nothing is saved
             bar.close()
-            if self.step > self.last_saved:
+            if not stop.hard and not self.mid_step and self.step > self.last_saved:
                 path = self._save()
                 print(f"\ninterrupted at step {self.step}; saved {path}; continue with --resume")
             raise
         bar.close()
         path = self._save() if self.step > self.last_saved else self.checkpoints.latest()
-        if tc.sample_every and self.step % tc.sample_every != 0:
+        if reason == INTERRUPTED and self.step < tc.steps:
+            print(f"\ninterrupted at step {self.step}; saved {path}; continue with --resume")
+            raise KeyboardInterrupt
+        if tc.sample_every and self.step % tc.sample_every != 0 and not stop.requested:
             self._sample_grid()
         return TrainResult(
             checkpoint=path,
