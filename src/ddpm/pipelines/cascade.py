@@ -10,6 +10,7 @@ from ddpm.errors import UserError
 from ddpm.pipelines.generation import Generation, generate
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.samplers import SamplerConfig
+from ddpm.samplers.noise import image_generators, randn
 
 
 def check_cascade(base: LoadedModel, sr: LoadedModel) -> int:
@@ -72,12 +73,8 @@ def super_resolve(
     factor = int(sr.config.data.task[-1])
     level = augment_level(sr, level)
     num = low.shape[0]
-    eps = torch.randn(
-        num,
-        low.shape[1],
-        *[d * factor for d in low.shape[2:]],
-        generator=torch.Generator().manual_seed(seed + 7),
-    )
+    shape = (num, low.shape[1], *[d * factor for d in low.shape[2:]])
+    eps = randn(shape, image_generators(seed + 7, 0, num))  # image i's augmentation noise: (seed, i)
     y = noise_condition(bicubic_upsample(low, factor), torch.full((num,), float(level)), eps)
     return generate(
         sr,
