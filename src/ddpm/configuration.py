@@ -14,6 +14,7 @@ import typing
 from typing import Any, TypeVar
 
 from ddpm.errors import UserError
+from ddpm.validation import InvalidValue
 
 T = TypeVar("T")
 
@@ -80,6 +81,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
             kwargs[key] = _convert(value, tp, where + key)
     try:
         return cls(**kwargs)
+    except InvalidValue as err:
+        raise UserError(err.naming(where + err.key)) from None
     except (TypeError, ValueError) as err:
         raise UserError(
             f"invalid configuration{' in ' + where.rstrip('.') if where else ''}: {err}"
