@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -40,3 +41,9 @@ def assert_weights_close(a, b, tol=1e-5):
     for group_a, group_b in zip(a, b, strict=True):
         for k in group_a:
             assert torch.allclose(group_a[k], group_b[k], rtol=tol, atol=tol), k
+
+
+def snapshot_tree(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` as {relative path: bytes}, to show a command changed nothing."""
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

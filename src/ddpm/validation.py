@@ -77,8 +77,8 @@ def require_ints(key: str, values: Iterable[Any], low: int = 1, *, allow_empty: 
         raise InvalidValue(key, f"must be a {kind} of integers ≥ {low}", list(values))
 
 
-def require_choice(key: str, value: Any, choices: Iterable[str]) -> None:
+def require_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
     """``value`` is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise InvalidValue(key, f"must be one of {', '.join(choices)}", value)
+        raise InvalidValue(key, f"must be one of {', '.join(map(str, choices))}", value)
