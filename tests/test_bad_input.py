@@ -104,6 +104,7 @@ CASES = [
     (_sample("--scale", "-2"), "--scale must be ≥ 1"),
     (_sample("--gif", "{root}/a.gif", "--gif-num", "-1"), "--gif-num must be ≥ 1"),
     (_sample("--batch-size", "0"), "--batch-size must be ≥ 1"),
+    (_sample("--aug-level", "nan"), "--aug-level must be a number in [0, 1)"),
     (_sample("--seed", "-1"), "--seed must be"),
     (_sample("--num", str(10**12)), "GiB of RAM; lower --num"),
     (_sample("--scale", str(10**6)), "GiB of RAM"),

@@ -24,6 +24,13 @@ class InvalidValue(ValueError):
         return f"{name} {self.requirement}, got {self.value!r}"
 
 
+class UnknownChoice(InvalidValue):
+    """Field ``key`` is not one of its named choices."""
+
+    def naming(self, name: str) -> str:
+        return f"unknown {name} {self.value!r}; {self.requirement}"
+
+
 def _bounds(low, high, low_open: bool, high_open: bool) -> str:
     parts = []
     if low is not None and high is not None:
@@ -81,4 +88,4 @@ def require_choice(key: str, value: Any, choices: Iterable[Any]) -> None:
     """``value`` is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise InvalidValue(key, f"must be one of {', '.join(map(str, choices))}", value)
+        raise UnknownChoice(key, f"choose one of {', '.join(map(str, choices))}", value)

@@ -106,8 +106,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         require_at_least(flag, value)
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be a whole number in [0, 2^32), got {args.seed}")
-    if args.aug_level is not None and not 0 <= args.aug_level <= 1:
-        raise UserError(f"--aug-level must be a number in [0, 1], got {args.aug_level}")
+    if args.aug_level is not None and not 0 <= args.aug_level < 1:
+        raise UserError(f"--aug-level must be a number in [0, 1), got {args.aug_level}")
     if Path(args.out).suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"--out {args.out} must end in .png, .jpg, .webp or .bmp")
     if args.gif and not args.gif.lower().endswith(".gif"):

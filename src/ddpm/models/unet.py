@@ -70,10 +70,9 @@ class UNetConfig:
         require_number("dropout", self.dropout, 0, 1, high_open=True)
         levels = len(self.channel_mult)
         if self.image_size % 2 ** (levels - 1):
-            raise InvalidValue(
-                "image_size",
-                f"must be divisible by 2^{levels - 1} for {levels} levels of channel_mult",
-                self.image_size,
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2^{levels - 1} "
+                f"for {levels} levels; use fewer levels or another size"
             )
         resolutions = {self.image_size // 2**i: m for i, m in enumerate(self.channel_mult)}
         bad = sorted(set(self.attention_resolutions) - set(resolutions))
