@@ -93,7 +93,7 @@ CASES = [
     # train's --out: a file, a path under a file, a folder that takes no files
     ([*TRAIN, "--out", "{root}/file.txt"], "is a file, not a folder"),
     ([*TRAIN, "--out", "{root}/file.txt/run"], "is a file, not a folder"),
-    ([*TRAIN, "--out", "/proc/ddpm-run"], "cannot write in /proc"),
+    ([*TRAIN, "--out", "/proc/ddpm-run"], "--out /proc/ddpm-run: cannot write in /proc"),
     # sample
     (_sample("--eta", "nan"), "--eta must be a finite number ≥ 0, got nan"),
     (_sample("--steps", "-1"), "--steps must be an integer ≥ 0"),
@@ -114,7 +114,7 @@ CASES = [
     (_sample("--out", "{root}/folder/d.png"), "--out {root}/folder/d.png is a folder"),
     (_sample("--gif", "{root}/folder/x.gif"), "--gif {root}/folder/x.gif is a folder"),
     (_sample("--out", "{root}/file.txt/s.png"), "file.txt is a file, not a folder"),
-    (_sample("--out", "/proc/ddpm.png"), "cannot write in /proc"),
+    (_sample("--out", "/proc/ddpm.png"), "--out /proc/ddpm.png: cannot write in /proc"),
     (_sample("--save-each", "{root}/file.txt"), "--save-each {root}/file.txt is a file"),
     # eval
     (_eval("--eta", "nan"), "--eta must be a finite number ≥ 0, got nan"),
@@ -149,3 +149,16 @@ def test_bad_input_is_one_line_and_changes_nothing(work, argv, message, capsys):
     assert len(lines) == 1 and lines[0].startswith(f"ddpm {argv[0]}"), err
     assert message.format(**fill) in lines[0]
     assert snapshot_tree(work) == before
+
+
+def test_an_os_error_while_working_is_one_line(monkeypatch, capsys):
+    """A path that fails only once the work has begun (full disk, permissions) is one line too."""
+    import ddpm.cli.samplers
+
+    def fail(args):
+        raise PermissionError(13, "Permission denied", "/somewhere/out.png")
+
+    monkeypatch.setattr(ddpm.cli.samplers, "run", fail)
+    assert main(["samplers"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ddpm samplers: error: Permission denied (/somewhere/out.png); check the path"]

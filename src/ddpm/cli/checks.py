@@ -28,9 +28,9 @@ def parse_sizes(flag: str, text: str, low: int = 1, high: int = 4096) -> tuple[i
     return sizes
 
 
-def _writable_folder(flag: str, path: Path) -> None:
-    """The nearest existing folder at or above ``path`` is a folder that accepts new files."""
-    probe = path
+def _writable_folder(flag: str, path: Path, folder: Path) -> None:
+    """The nearest existing folder at or above ``folder`` (where ``path`` goes) accepts new files."""
+    probe = folder
     while not probe.exists():
         if probe.is_symlink():
             raise UserError(f"{flag} {path}: {probe} is a broken link")
@@ -49,7 +49,7 @@ def check_output_file(flag: str, path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a file name")
-    _writable_folder(flag, path.parent)
+    _writable_folder(flag, path, path.parent)
 
 
 def check_output_folder(flag: str, path: str | Path) -> None:
@@ -57,7 +57,7 @@ def check_output_folder(flag: str, path: str | Path) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder; give a folder")
-    _writable_folder(flag, path)
+    _writable_folder(flag, path, path)
 
 
 def physical_memory() -> int | None:
