@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -44,6 +45,7 @@ def assert_weights_close(a, b, tol=1e-5):
             assert torch.allclose(group_a[k], group_b[k], rtol=tol, atol=tol), k
 
 
-def snapshot_files(folder) -> dict:
-    """``{relative path: bytes}`` of every file under ``folder``, to show a refusal changed nothing."""
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def snapshot_tree(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` as {relative path: bytes}, to show a command changed nothing."""
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

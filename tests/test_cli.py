@@ -235,6 +235,24 @@ def test_module_entry_point_and_help():
     assert out.returncode == 0 and "--gif" in out.stdout and "fashion-mnist" in out.stdout
 
 
+def test_sample_and_eval_offer_every_sampler_option(capsys, monkeypatch):
+    """The sampler flags are made from SamplerConfig: every field, with its help text, in both."""
+    from dataclasses import fields
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside words such as "Euler-ancestral"
+    from ddpm.configuration import flag_name
+    from ddpm.samplers import SamplerConfig
+
+    for command in ("sample", "eval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        for f in fields(SamplerConfig):
+            assert flag_name(f.name, SamplerConfig) in text, (command, f.name)
+            assert f.metadata["help"] in text, (command, f.name)
+    assert "--clip" in text and "--no-clip" in text and "--dynamic-threshold" in text
+
+
 def test_eval_nll_and_inception_metrics(run_dir, tmp_path, capsys):
     out = tmp_path / "report.json"
     assert (

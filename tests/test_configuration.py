@@ -3,10 +3,21 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ddpm.configuration import add_override_arguments, diff, from_dict, merge, overrides_from_args, to_dict
+from ddpm.configuration import (
+    add_field_flags,
+    add_override_arguments,
+    diff,
+    field_flag_values,
+    from_dict,
+    merge,
+    overrides_from_args,
+    replace_from_flags,
+    to_dict,
+)
 from ddpm.errors import UserError
 from ddpm.pipelines import ExperimentConfig, load_experiment_config
 from ddpm.pipelines.experiment import bundled_configs
+from ddpm.validation import require_number
 
 
 @dataclass
@@ -84,5 +95,38 @@ def test_bundled_image_to_image_configs_are_consistent():
 def test_section_validation_becomes_a_user_error():
     with pytest.raises(UserError, match="zero_terminal_snr"):
         load_experiment_config({"diffusion": {"zero_terminal_snr": True}})
-    with pytest.raises(UserError, match="unknown sampler"):
+    with pytest.raises(UserError, match="unknown sample.sampler 'magic'; choose one of ancestral, "):
         load_experiment_config({"sample": {"sampler": "magic"}})
+
+
+def test_out_of_range_values_name_their_key():
+    with pytest.raises(UserError, match=r"^train\.lr must be a finite number > 0, got nan$"):
+        load_experiment_config({"train": {"lr": "nan"}})
+    with pytest.raises(UserError, match=r"^diffusion\.cosine_s must be a finite number ≥ 0, got -1\.0$"):
+        load_experiment_config({"diffusion": {"cosine_s": -1}})
+    with pytest.raises(UserError, match=r"^model\.head_channels must divide"):
+        load_experiment_config({"model": {"base_channels": 24, "head_channels": 32}})
+
+
+@dataclass
+class Knobs:
+    mode: str = field(default="a", metadata={"help": "the mode", "choices": ("a", "b")})
+    rate: float = field(default=0.5, metadata={"help": "a rate"})
+    on_off: bool = field(default=True, metadata={"help": "a switch", "flag": "switch"})
+
+    def __post_init__(self):
+        require_number("rate", self.rate, 0, 1)
+
+
+def test_field_flags_come_from_the_dataclass():
+    parser = argparse.ArgumentParser()
+    add_field_flags(parser, Knobs, "knobs", " (default: kept)")
+    text = parser.format_help()
+    assert "the mode (default: kept)" in text and "--no-switch" in text and "--rate FLOAT" in text
+    assert field_flag_values(parser.parse_args([])) == {}
+    args = parser.parse_args(["--mode", "b", "--no-switch"])
+    assert replace_from_flags(Knobs(), args) == Knobs(mode="b", rate=0.5, on_off=False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "c"])
+    with pytest.raises(UserError, match=r"^--rate must be a finite number in \[0, 1\], got nan$"):
+        replace_from_flags(Knobs(), parser.parse_args(["--rate", "nan"]))

@@ -17,7 +17,7 @@ from ddpm.checkpoints import RunLock
 from ddpm.cli.main import main
 from ddpm.errors import UserError
 
-from .helpers import snapshot_files
+from .helpers import snapshot_tree
 
 FLAGS = "--config digits-tiny --train.steps 8 --train.checkpoint_every 4 --train.sample_every 0"
 TINY = [*FLAGS.split(), "--train.log_every", "2", "--train.precision", "fp32", "--no-progress"]
@@ -37,14 +37,14 @@ def run(trained, tmp_path):
 
 
 def _refused(capsys, argv, folder, *expected):
-    before = snapshot_files(folder)
+    before = snapshot_tree(folder)
     code = main(argv)
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1, err
     for text in expected:
         assert text in err, err
-    assert snapshot_files(folder) == before
+    assert snapshot_tree(folder) == before
     return err
 
 

@@ -14,6 +14,7 @@ import typing
 from typing import Any, TypeVar
 
 from ddpm.errors import UserError
+from ddpm.validation import InvalidValue
 
 T = TypeVar("T")
 
@@ -80,6 +81,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
             kwargs[key] = _convert(value, tp, where + key)
     try:
         return cls(**kwargs)
+    except InvalidValue as err:
+        raise UserError(err.naming(where + err.key)) from None
     except (TypeError, ValueError) as err:
         raise UserError(
             f"invalid configuration{' in ' + where.rstrip('.') if where else ''}: {err}"
@@ -157,3 +160,46 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             node = node.setdefault(s, {})
         node[key] = value
     return out
+
+
+def flag_name(field_name: str, cls: type) -> str:
+    """The command-line flag of a field made by :func:`add_field_flags`: ``--dynamic-threshold``."""
+    (f,) = [f for f in dataclasses.fields(cls) if f.name == field_name]
+    return "--" + f.metadata.get("flag", f.name.replace("_", "-"))
+
+
+def add_field_flags(parser: argparse.ArgumentParser, cls: type, title: str, note: str = "") -> None:
+    """Add a flag for every field of dataclass ``cls`` (``--dynamic-threshold``; a bool as ``--clip`` /
+    ``--no-clip``) in an argument group ``title``, with its type, help text and ``choices`` from the
+    field; ``note`` ends every help text. A flag the user did not give is None (keep the stored value)."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        tp = _field_types(cls)[f.name]
+        flag, dest = flag_name(f.name, cls), f"field:{f.name}"
+        text = f.metadata.get("help", "") + note
+        if tp is bool:
+            pair = group.add_mutually_exclusive_group()
+            pair.add_argument(flag, dest=dest, action="store_true", default=None, help=text)
+            opposite = f"--no-{flag[2:]}"
+            pair.add_argument(opposite, dest=dest, action="store_false", help=f"the opposite of {flag}")
+            continue
+        metavar = None if "choices" in f.metadata else {int: "INT", float: "FLOAT"}.get(tp, "STR")
+        choices = f.metadata.get("choices")
+        group.add_argument(flag, dest=dest, type=tp, choices=choices, metavar=metavar, help=text)
+
+
+def field_flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The field values the user gave through :func:`add_field_flags`' flags, by field name."""
+    prefix = "field:"
+    return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+
+
+def replace_from_flags(config: T, args: argparse.Namespace) -> T:
+    """``config`` with the fields given as flags replaced; a value out of range is a UserError
+    naming the flag (``--eta must be a finite number ≥ 0, got nan``)."""
+    try:
+        return dataclasses.replace(config, **field_flag_values(args))
+    except InvalidValue as err:
+        raise UserError(err.naming(flag_name(err.key, type(config)))) from None
+    except ValueError as err:
+        raise UserError(str(err)) from None

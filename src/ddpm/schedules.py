@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ddpm.validation import require_choice, require_number, require_positive_int
+
 SCHEDULE_NAMES = ("linear", "cosine", "sigmoid")
 
 
@@ -75,12 +77,11 @@ class ScheduleConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULE_NAMES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
-        if self.num_timesteps < 1:
-            raise ValueError(f"num_timesteps must be ≥ 1, got {self.num_timesteps}")
-        if not 0 < self.beta_start <= self.beta_end < 1:
-            raise ValueError(f"need 0 < beta_start ≤ beta_end < 1, got {self.beta_start}, {self.beta_end}")
+        require_choice("schedule", self.schedule, SCHEDULE_NAMES)
+        require_positive_int("num_timesteps", self.num_timesteps)
+        require_number("beta_start", self.beta_start, 0, 1, low_open=True, high_open=True)
+        require_number("beta_end", self.beta_end, self.beta_start, 1, high_open=True)
+        require_number("cosine_s", self.cosine_s, 0)
 
 
 @dataclass(eq=False)

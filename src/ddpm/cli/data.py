@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from ddpm.cli.checks import check_memory, check_output_folder, parse_sizes, require_at_least
 from ddpm.data.emoji import build_emoji, default_emoji_dir
 from ddpm.data.faces import STYLES, build_faces, default_faces_dir
+from ddpm.errors import UserError
 
 
 def add_parser(sub) -> None:
@@ -46,22 +49,31 @@ def add_parser(sub) -> None:
 
 
 def run_faces(args: argparse.Namespace) -> int:
-    from ddpm.errors import UserError
-
-    if args.num < 1:
-        raise UserError("--num must be ≥ 1")
-    sizes = tuple(int(s) for s in args.sizes.split(",") if s)
+    require_at_least("--num", args.num)
+    require_at_least("--workers", args.workers, 0)
+    if not 0 <= args.seed < 2**31:
+        raise UserError(f"--seed must be a whole number in [0, 2^31), got {args.seed}")
+    sizes = parse_sizes("--sizes", args.sizes)
     styles = tuple(s for s in args.styles.split(",") if s)
+    if not styles:
+        raise UserError(f"--styles is empty; choose from {', '.join(STYLES)}")
     for style in styles:
         if style not in STYLES:
             raise UserError(f"unknown face style {style!r}; choose from {', '.join(STYLES)}")
+    check_output_folder("--out", args.out)
+    # every face at every size: RGB images and a part-label map, kept in memory until written
+    nbytes = args.num * sum(4 * s * s for s in sizes)
+    check_memory(f"--num {args.num} at sizes {args.sizes}", nbytes, "lower --num")
     out = build_faces(args.num, args.out, sizes, styles, args.seed, args.workers)
     print(f"wrote {args.num} faces to {out} (train on them with --data.dataset faces --data.path {out})")
     return 0
 
 
 def run_emoji(args: argparse.Namespace) -> int:
-    sizes = tuple(int(s) for s in args.sizes.split(",") if s)
+    sizes = parse_sizes("--sizes", args.sizes)
+    check_output_folder("--out", args.out)
+    if args.source and not Path(args.source).is_dir():
+        raise UserError(f"--source {args.source} is not a folder; give an unpacked emoji-datasource-google")
     out = build_emoji(args.out, args.source, sizes, not args.no_skin_tones)
     print(f"wrote the emoji set to {out} (train on it with --data.dataset emoji --data.path {out})")
     return 0

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddpm.cli.checks import check_memory, check_output_file
+from ddpm.configuration import add_field_flags, replace_from_flags
 from ddpm.errors import UserError
 from ddpm.fileio import atomic_write, write_text_atomic
 from ddpm.pipelines import load_model
 from ddpm.pipelines.evaluate import METRICS, EvalConfig, evaluate
-from ddpm.samplers import SAMPLERS
+from ddpm.samplers import SamplerConfig
 
 
 def add_parser(sub) -> None:
@@ -35,9 +37,6 @@ def add_parser(sub) -> None:
     p.add_argument("--num", type=int, default=1000, help="generated (and real) images (default: 1000)")
     p.add_argument("--nll-num", type=int, default=64, help="test images for the NLL bound (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--sampler", choices=list(SAMPLERS), help="sampler (default: the model's)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
-    p.add_argument("--eta", type=float, help="DDIM η")
     p.add_argument("--batch-size", type=int, default=100, help="images per network call (default: 100)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument(
@@ -55,6 +54,7 @@ def add_parser(sub) -> None:
     p.add_argument("--save-samples", metavar="NPZ", help="also write the measured samples to this .npz")
     p.add_argument("--out", help="JSON report to write")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_field_flags(p, SamplerConfig, "sampler options (see 'ddpm samplers')", " (default: the model's)")
     p.set_defaults(handler=run)
 
 
@@ -100,12 +100,6 @@ def _rows(report: dict) -> list[tuple[str, str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = load_model(args.checkpoint, device=args.device)
-    chosen = {k: getattr(args, k) for k in ("sampler", "steps", "eta") if getattr(args, k) is not None}
-    try:
-        sampler = replace(loaded.config.sample, **chosen)
-    except ValueError as err:
-        raise UserError(str(err)) from None
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     config = EvalConfig(
         metrics=metrics,
@@ -113,14 +107,20 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         nll_num=args.nll_num,
-        sampler=sampler,
         device=args.device,
         progress=not args.no_progress,
         pr_space=args.pr_space,
     )
-    samples = read_samples(args.samples) if args.samples else None
     if args.save_samples and Path(args.save_samples).exists():
         raise UserError(f"{args.save_samples} already exists; choose another --save-samples path")
+    for flag, path in (("--out", args.out), ("--save-samples", args.save_samples)):
+        if path:
+            check_output_file(flag, path)
+    # at least the 2048-d float32 features of the generated, real and floor sets
+    check_memory(f"--num {args.num}", 3 * args.num * 2048 * 4, "lower --num")
+    loaded = load_model(args.checkpoint, device=args.device)
+    config = replace(config, sampler=replace_from_flags(loaded.config.sample, args))
+    samples = read_samples(args.samples) if args.samples else None
     save = (lambda images: write_samples(args.save_samples, images)) if args.save_samples else None
     report = evaluate(loaded, config, samples, on_samples=save)
     rows = [("metric", "model", "floor (real vs real)"), *_rows(report)]

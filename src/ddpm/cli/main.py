@@ -12,8 +12,15 @@ from ddpm.errors import UserError
 COMMANDS = (train, sample, samplers, restore, evaluate, info, export, data)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors take one line; the full usage is in --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ddpm",
         description="Train and sample denoising diffusion probabilistic models.",
         epilog="Run 'ddpm COMMAND --help' for the options of a command.",
@@ -32,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except UserError as err:
         print(f"ddpm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path that cannot be read or written: full disk, no permission, …
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"ddpm {args.command}: error: {err.strerror or err}{where}; check the path", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ddpm {args.command}: interrupted", file=sys.stderr)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+import math
 from pathlib import Path
 
+from ddpm.cli.checks import check_memory, check_output_file, check_output_folder, require_at_least
+from ddpm.configuration import add_field_flags, field_flag_values, replace_from_flags
 from ddpm.errors import UserError
 from ddpm.imaging import enlarge, make_image_grid, save_animation, save_image
 from ddpm.pipelines import generate, load_model, pretrained_names
-from ddpm.samplers import SAMPLERS, SPACINGS
+from ddpm.samplers import SamplerConfig
 
 
 def add_parser(sub) -> None:
@@ -46,7 +48,7 @@ def add_parser(sub) -> None:
         "images of --num 16, whatever --batch-size",
     )
     p.add_argument("--out", default="samples.png", help="image grid to write (default: samples.png)")
-    p.add_argument("--nrow", type=int, default=0, help="images per grid row (default: about √num)")
+    p.add_argument("--nrow", type=int, help="images per grid row (default: about √num)")
     p.add_argument(
         "--class",
         dest="classes",
@@ -56,7 +58,6 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--per-class",
         type=int,
-        default=0,
         metavar="N",
         help="class-conditional models: N images of every class, one row per class (overrides --num)",
     )
@@ -66,39 +67,10 @@ def add_parser(sub) -> None:
         metavar="TEXT",
         help="text-conditional models: a caption (repeat for several; cycled over --num)",
     )
-    p.add_argument(
-        "--guidance", type=float, help="classifier-free guidance scale: 0 unconditional, 1 conditional"
-    )
-    p.add_argument(
-        "--scale", type=int, default=0, help="enlarge the grid ×scale (default: tiles of about 64 px)"
-    )
+    p.add_argument("--scale", type=int, help="enlarge the grid ×scale (default: tiles of about 64 px)")
     p.add_argument("--save-each", metavar="DIR", help="also write every image as DIR/NNNNN.png")
     p.add_argument("--gif", metavar="PATH", help="also write a denoising animation of the first images")
     p.add_argument("--gif-num", type=int, default=8, help="images in the animation (default: 8)")
-    p.add_argument(
-        "--sampler", choices=list(SAMPLERS), help="sampler, see 'ddpm samplers' (default: the model's)"
-    )
-    p.add_argument("--steps", type=int, help="network evaluations; 0 = all T (default: the model's)")
-    p.add_argument(
-        "--spacing",
-        choices=("auto", *SPACINGS, "karras", "logsnr"),
-        help="timesteps for steps < T; karras/logsnr only for ODE solvers (default: the model's)",
-    )
-    p.add_argument("--eta", type=float, help="DDIM stochasticity η (Euler-ancestral: 0 means 1)")
-    p.add_argument("--order", type=int, help="UniPC order 1-3 (0 = 2)")
-    p.add_argument(
-        "--dynamic-threshold", type=float, help="Imagen dynamic thresholding percentile, e.g. 0.995"
-    )
-    p.add_argument(
-        "--dpm-algorithm", choices=("dpmsolver++", "dpmsolver"), help="single-step DPM-Solver form"
-    )
-    p.add_argument("--final-level", choices=("zero", "sigma_min"), help="where ODE solvers stop")
-    p.add_argument("--variance", choices=("beta", "beta_tilde"), help="ancestral σ_t²")
-    clip = p.add_mutually_exclusive_group()
-    clip.add_argument(
-        "--clip", dest="clip_x0", action="store_true", default=None, help="clamp x̂_0 to [-1, 1]"
-    )
-    clip.add_argument("--no-clip", dest="clip_x0", action="store_false", help="do not clamp x̂_0")
     p.add_argument("--batch-size", type=int, default=64, help="images per network call (default: 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument(
@@ -115,50 +87,76 @@ def add_parser(sub) -> None:
         "minute of compiling for a small gain)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_field_flags(
+        p,
+        SamplerConfig,
+        "sampler options (see 'ddpm samplers'; a cascade applies them to its SR stage)",
+        " (default: the model's)",
+    )
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.num < 1 or args.batch_size < 1:
-        raise UserError("--num and --batch-size must be ≥ 1")
-    if Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every size and path the model does not decide, before anything is loaded."""
+    for flag, value in (
+        ("--num", args.num),
+        ("--batch-size", args.batch_size),
+        ("--nrow", args.nrow),
+        ("--scale", args.scale),
+        ("--per-class", args.per_class),
+        ("--gif-num", args.gif_num),
+    ):
+        require_at_least(flag, value)
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be a whole number in [0, 2^32), got {args.seed}")
+    if args.aug_level is not None and not 0 <= args.aug_level < 1:
+        raise UserError(f"--aug-level must be a number in [0, 1), got {args.aug_level}")
+    if Path(args.out).suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"--out {args.out} must end in .png, .jpg, .webp or .bmp")
     if args.gif and not args.gif.lower().endswith(".gif"):
         raise UserError(f"--gif {args.gif} must end in .gif")
+    check_output_file("--out", args.out)
+    if args.gif:
+        check_output_file("--gif", args.gif)
+    if args.save_each:
+        check_output_folder("--save-each", args.save_each)
+
+
+def check_sizes(num: int, channels: int, size: int, nrow: int | None, scale: int) -> None:
+    """Refuse a --num or --scale whose images and grid would not fit in memory."""
+    cols = nrow or max(1, math.ceil(math.sqrt(num)))
+    rows = math.ceil(num / cols)
+    grid = channels * (rows * (size + 2) + 2) * (cols * (size + 2) + 2) * scale**2
+    images = 2 * 4 * num * channels * size * size  # float32, per batch and concatenated
+    what = f"{num} samples of {size}×{size} in a grid ×{scale}"
+    check_memory(what, images + 2 * grid, "lower --num (or --per-class) or --scale")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     if args.cascade:
         return run_cascade(args)
     if not args.checkpoint:
         raise UserError("give a CHECKPOINT (or --cascade BASE SR)")
     loaded = load_model(args.checkpoint, device=args.device)
-    labels, nrow, num = None, args.nrow or None, args.num
+    labels, nrow, num = None, args.nrow, args.num
+    classes = None
+    if args.per_class or args.classes:
+        classes = loaded.parse_classes("all" if args.per_class else args.classes)
     if args.per_class:
-        labels = loaded.parse_classes("all").repeat_interleave(args.per_class)
-        nrow, num = args.per_class, len(labels)
-    elif args.classes:
-        labels = loaded.parse_classes(args.classes)
+        nrow, num = args.per_class, len(classes) * args.per_class
     model = loaded.config.model
-    if args.guidance is not None and not (model.num_classes or model.context_dim):
+    size = model.image_size
+    scale = args.scale or max(1, 64 // size)
+    check_sizes(num, model.in_channels, size, nrow, scale)
+    if classes is not None:
+        labels = classes.repeat_interleave(args.per_class) if args.per_class else classes
+    if "guidance" in field_flag_values(args) and not (model.num_classes or model.context_dim):
         raise UserError("--guidance needs a conditional model; this one is unconditional")
-    chosen = {
-        k: getattr(args, k)
-        for k in (
-            "sampler",
-            "steps",
-            "spacing",
-            "eta",
-            "variance",
-            "clip_x0",
-            "order",
-            "dynamic_threshold",
-            "dpm_algorithm",
-            "final_level",
-        )
-        if getattr(args, k) is not None
-    }
-    try:
-        sampler = replace(loaded.config.sample, **chosen)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    sampler = replace_from_flags(loaded.config.sample, args)
     if sampler.steps > loaded.schedule.num_timesteps:
         raise UserError(f"--steps {sampler.steps} exceeds the model's T = {loaded.schedule.num_timesteps}")
     result = generate(
@@ -166,7 +164,6 @@ def run(args: argparse.Namespace) -> int:
         num,
         class_labels=labels,
         prompts=args.prompt,
-        guidance=args.guidance,
         seed=args.seed,
         sampler=sampler,
         batch_size=args.batch_size,
@@ -175,8 +172,6 @@ def run(args: argparse.Namespace) -> int:
         animate=args.gif_num if args.gif else 0,
         progress=not args.no_progress,
     )
-    size = loaded.config.model.image_size
-    scale = args.scale or max(1, 64 // size)
     save_image(make_image_grid(result.images, nrow=nrow), args.out, scale=scale)
     print(f"wrote {num} samples to {args.out}")
     if args.save_each:
@@ -199,7 +194,10 @@ def run_cascade(args: argparse.Namespace) -> int:
     if args.gif:
         raise UserError("--gif is not available for cascades")
     base, sr = (load_model(path, device=args.device) for path in args.cascade)
-    sr_sampler = replace(sr.config.sample, steps=args.steps) if args.steps is not None else None
+    size = sr.config.model.image_size
+    scale = args.scale or max(1, 64 // size)
+    check_sizes(args.num, sr.config.model.in_channels, size, args.nrow, scale)
+    sr_sampler = replace_from_flags(sr.config.sample, args)
     high, low = generate_cascade(
         base,
         sr,
@@ -210,9 +208,6 @@ def run_cascade(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.no_progress,
     )
-    size = sr.config.model.image_size
-    save_image(
-        make_image_grid(high.images, nrow=args.nrow or None), args.out, scale=args.scale or max(1, 64 // size)
-    )
+    save_image(make_image_grid(high.images, nrow=args.nrow), args.out, scale=scale)
     print(f"wrote {args.num} cascaded samples to {args.out}")
     return 0

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ddpm.checkpoints import META_FILE, CheckpointDir
+from ddpm.cli.checks import check_output_folder
 from ddpm.configuration import add_override_arguments, overrides_from_args
 from ddpm.errors import UserError
 from ddpm.pipelines.experiment import ExperimentConfig, bundled_configs, load_experiment_config, run_training
@@ -58,6 +59,7 @@ def _saved_config(out: Path) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    check_output_folder("--out", out)
     overrides = overrides_from_args(args)
     if args.config:
         source = args.config

@@ -15,6 +15,7 @@ from ddpm.data.faces import default_faces_dir, load_faces
 from ddpm.data.fashion_mnist import load_fashion_mnist
 from ddpm.data.image_folder import load_image_folder
 from ddpm.errors import UserError
+from ddpm.validation import InvalidValue, require_choice, require_number, require_positive_int
 
 DATASETS = ("fashion-mnist", "digits", "folder", "faces", "emoji")
 
@@ -49,12 +50,14 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.downsample < 1 or self.image_size % self.downsample:
-            raise ValueError(f"downsample must be ≥ 1 and divide image_size {self.image_size}")
+        require_choice("task", self.task, TASKS)
+        require_choice("dataset", self.dataset, DATASETS)
+        require_positive_int("image_size", self.image_size)
+        require_choice("channels", self.channels, (1, 3))
+        require_number("cond_augment", self.cond_augment, 0, 1)
+        require_positive_int("downsample", self.downsample)
+        if self.image_size % self.downsample:
+            raise InvalidValue("downsample", f"must divide image_size {self.image_size}", self.downsample)
 
 
 def task_condition(task: str, augment: float = 0.0):

@@ -278,6 +278,12 @@ def build_faces(
     from ddpm.fileio import atomic_write, write_text_atomic
     from ddpm.runtime import progress_bar
 
+    if num < 1 or workers < 0 or not sizes or min(sizes) < 1:
+        raise UserError(f"need num ≥ 1, workers ≥ 0 and sizes ≥ 1; got {num}, {workers}, {list(sizes)}")
+    unknown = sorted(set(styles) - set(STYLES))
+    if not styles or unknown:
+        given = ", ".join(unknown) or "(none given)"
+        raise UserError(f"unknown face style(s) {given}; choose from {', '.join(STYLES)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items = [(styles[i % len(styles)], seed * 1_000_000 + i) for i in range(num)]

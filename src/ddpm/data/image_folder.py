@@ -35,6 +35,8 @@ def load_image_folder(path: str | Path, image_size: int, channels: int = 3) -> I
     root = Path(path)
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist or is not a folder")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise UserError(f"image folders load square images of ≥ 1 pixel, not {image_size!r}")
     if channels not in (1, 3):
         raise UserError(f"image folders load 1 or 3 channels, not {channels}")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())

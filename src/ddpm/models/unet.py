@@ -23,6 +23,7 @@ from torch import nn
 
 from ddpm.models.blocks import Attention, Downsample, ResBlock, Upsample, group_norm
 from ddpm.models.embeddings import TimestepEmbedding, class_embedding, null_label
+from ddpm.validation import InvalidValue, require_int, require_ints, require_number, require_positive_int
 
 
 @dataclass
@@ -59,20 +60,35 @@ class UNetConfig:
     def __post_init__(self) -> None:
         self.channel_mult = tuple(self.channel_mult)
         self.attention_resolutions = tuple(self.attention_resolutions)
+        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "head_channels"):
+            require_positive_int(name, getattr(self, name))
+        require_positive_int("norm_groups", self.norm_groups)
+        for name in ("out_channels", "cond_channels", "num_classes", "context_dim"):
+            require_int(name, getattr(self, name), 0)
+        require_ints("channel_mult", self.channel_mult)
+        require_ints("attention_resolutions", self.attention_resolutions, allow_empty=True)
+        require_number("dropout", self.dropout, 0, 1, high_open=True)
         levels = len(self.channel_mult)
-        if levels == 0 or min(self.channel_mult) < 1:
-            raise ValueError("channel_mult needs at least one positive multiplier")
         if self.image_size % 2 ** (levels - 1):
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by 2^{levels - 1} "
                 f"for {levels} levels; use fewer levels or another size"
             )
-        resolutions = {self.image_size // 2**i for i in range(levels)}
-        bad = sorted(set(self.attention_resolutions) - resolutions)
+        resolutions = {self.image_size // 2**i: m for i, m in enumerate(self.channel_mult)}
+        bad = sorted(set(self.attention_resolutions) - set(resolutions))
         if bad:
-            raise ValueError(f"attention_resolutions {bad} not among the U-Net's {sorted(resolutions)}")
-        if self.num_res_blocks < 1:
-            raise ValueError("num_res_blocks must be ≥ 1")
+            raise InvalidValue(
+                "attention_resolutions", f"must be among the U-Net's resolutions {sorted(resolutions)}", bad
+            )
+        widths = {self.base_channels * resolutions[r] for r in self.attention_resolutions}
+        if self.mid_attention or self.context_dim:
+            widths.add(self.base_channels * self.channel_mult[-1])
+        if any(w % self.head_channels for w in widths):
+            raise InvalidValue(
+                "head_channels",
+                f"must divide the width of every attention layer {sorted(widths)}",
+                self.head_channels,
+            )
 
     @property
     def output_channels(self) -> int:

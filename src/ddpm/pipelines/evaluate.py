@@ -46,8 +46,10 @@ class EvalConfig:
             raise UserError(
                 f"unknown precision/recall space {self.pr_space!r}; use auto, domain or inception"
             )
-        if self.num < 10 or self.nll_num < 1:
-            raise UserError("--num must be ≥ 10 and --nll-num ≥ 1")
+        if self.num < 10 or self.nll_num < 1 or self.batch_size < 1:
+            raise UserError("--num must be ≥ 10, --nll-num and --batch-size ≥ 1")
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"--seed must be a whole number in [0, 2^32), got {self.seed}")
 
 
 SPLIT_DATASETS = ("fashion-mnist", "faces", "emoji")  # data sets with a held-out test split

@@ -69,6 +69,11 @@ def run_training(
 ) -> TrainResult:
     """Load the configured data and train; see :func:`ddpm.training.train`."""
     dataset = load_dataset(config.data)
+    if len(dataset.images) < config.train.batch_size:
+        raise UserError(
+            f"the data set {dataset.name} has {len(dataset.images)} usable images, fewer than "
+            f"train.batch_size = {config.train.batch_size}; lower train.batch_size or add images"
+        )
     names = dataset.class_names if config.model.num_classes else ()
     if config.model.num_classes and dataset.class_names and len(names) != config.model.num_classes:
         raise UserError(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ddpm.process.parameterization import PREDICTION_TYPES
 from ddpm.schedules import ScheduleConfig
+from ddpm.validation import InvalidValue, require_choice
 
 
 @dataclass
@@ -18,12 +19,10 @@ class DiffusionConfig(ScheduleConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(
-                f"unknown prediction_type {self.prediction_type!r}; "
-                f"choose one of {', '.join(PREDICTION_TYPES)}"
-            )
+        require_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
         if self.zero_terminal_snr and self.prediction_type == "eps":
-            raise ValueError(
-                "zero_terminal_snr makes ε-prediction undefined at the last step; use prediction_type v or x0"
+            raise InvalidValue(
+                "prediction_type",
+                "must be v or x0 with zero_terminal_snr (ε-prediction is undefined at the last step)",
+                self.prediction_type,
             )

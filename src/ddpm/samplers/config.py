@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -13,6 +13,7 @@ from ddpm.samplers.noise import Generators
 from ddpm.samplers.spacing import SPACINGS, spaced_timesteps
 from ddpm.samplers.table import SAMPLER_TABLE
 from ddpm.schedules import NoiseSchedule
+from ddpm.validation import InvalidValue, require_choice, require_int, require_number
 
 SAMPLERS = {name: entry.description for name, entry in SAMPLER_TABLE.items()}
 DISCRETE_ONLY = tuple(name for name, entry in SAMPLER_TABLE.items() if entry.discrete)
@@ -23,17 +24,33 @@ DEFAULT_SPACING = {name: entry.default_spacing for name, entry in SAMPLER_TABLE.
 
 @dataclass
 class SamplerConfig:
-    """How to draw samples: which sampler, how many steps, on which grid, and its options."""
+    """How to draw samples: which sampler, how many steps, on which grid, and its options.
 
-    sampler: str = field(default="ancestral", metadata={"help": f"one of: {', '.join(SAMPLERS)}"})
-    steps: int = field(default=0, metadata={"help": "sampling steps; 0 = all T steps"})
+    Each field's metadata gives its help text and, for names, its ``choices``; ``ddpm sample`` and
+    ``ddpm eval`` make their sampler flags from them (``flag`` renames one, e.g. ``--clip``).
+    """
+
+    sampler: str = field(
+        default="ancestral",
+        metadata={"help": "sampler, see 'ddpm samplers'", "choices": tuple(SAMPLERS)},
+    )
+    steps: int = field(default=0, metadata={"help": "sampling steps (network evaluations); 0 = all T"})
     spacing: str = field(
         default="auto",
-        metadata={"help": f"timesteps: auto, {', '.join(SPACINGS)}, karras (EDM σ's) or logsnr (uniform λ)"},
+        metadata={
+            "help": "timesteps for steps < T: karras (EDM σ's) or logsnr (uniform λ) for ODE solvers only",
+            "choices": ("auto", *SPACINGS, *CONTINUOUS_SPACINGS),
+        },
     )
-    eta: float = field(default=0.0, metadata={"help": "DDIM / Euler-ancestral stochasticity η"})
-    variance: str = field(default="beta", metadata={"help": "ancestral σ_t²: beta or beta_tilde"})
-    clip_x0: bool = field(default=True, metadata={"help": "clamp the predicted x_0 to [-1, 1]"})
+    eta: float = field(
+        default=0.0, metadata={"help": "DDIM / Euler-ancestral stochasticity η (Euler-ancestral: 0 means 1)"}
+    )
+    variance: str = field(
+        default="beta", metadata={"help": "ancestral σ_t²", "choices": tuple(VARIANCE_TYPES)}
+    )
+    clip_x0: bool = field(
+        default=True, metadata={"help": "clamp the predicted x_0 to [-1, 1]", "flag": "clip"}
+    )
     dynamic_threshold: float = field(
         default=0.0,
         metadata={"help": "Imagen dynamic thresholding percentile of |x_0| (e.g. 0.995); 0 = off"},
@@ -41,38 +58,41 @@ class SamplerConfig:
     order: int = field(default=0, metadata={"help": "UniPC order 1-3; 0 = the sampler's default (2)"})
     dpm_algorithm: str = field(
         default="dpmsolver++",
-        metadata={"help": "single-step DPM-Solver form: dpmsolver++ (x0) or dpmsolver (ε)"},
+        metadata={
+            "help": "single-step DPM-Solver form: dpmsolver++ (x0) or dpmsolver (ε)",
+            "choices": ("dpmsolver++", "dpmsolver"),
+        },
     )
     final_level: str = field(
-        default="zero", metadata={"help": "where ODE/multistep samplers end: zero or sigma_min"}
+        default="zero",
+        metadata={"help": "where ODE/multistep samplers end", "choices": tuple(FINAL_LEVELS)},
     )
     lower_order_final: bool = field(
         default=True, metadata={"help": "lower solver orders on the last steps (stabler at < 15 steps)"}
     )
     rho: float = field(default=7.0, metadata={"help": "ρ of Karras σ's"})
     guidance: float = field(
-        default=1.0, metadata={"help": "classifier-free guidance scale (0 unconditional, 1 conditional)"}
+        default=1.0,
+        metadata={"help": "classifier-free guidance scale: 0 unconditional, 1 conditional, > 1 stronger"},
     )
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        if self.spacing not in ("auto", *CONTINUOUS_SPACINGS, *SPACINGS):
-            raise ValueError(
-                f"unknown spacing {self.spacing!r}; choose auto, karras, logsnr, {', '.join(SPACINGS)}"
-            )
+        for f in fields(self):
+            if "choices" in f.metadata:
+                require_choice(f.name, getattr(self, f.name), f.metadata["choices"])
         if self.spacing in CONTINUOUS_SPACINGS and self.sampler in DISCRETE_ONLY:
-            raise ValueError(
-                f"{self.sampler} visits training timesteps only; use linspace, leading or trailing"
+            raise InvalidValue(
+                "spacing",
+                f"must be linspace, leading or trailing for {self.sampler} "
+                "(it visits training timesteps only)",
+                self.spacing,
             )
-        if self.variance not in VARIANCE_TYPES:
-            raise ValueError(f"unknown variance {self.variance!r}; choose beta or beta_tilde")
-        if self.final_level not in FINAL_LEVELS:
-            raise ValueError(f"unknown final_level {self.final_level!r}; choose zero or sigma_min")
-        if self.dpm_algorithm not in ("dpmsolver++", "dpmsolver"):
-            raise ValueError("dpm_algorithm must be dpmsolver++ or dpmsolver")
-        if self.steps < 0 or self.eta < 0 or not 0 <= self.dynamic_threshold < 1 or not 0 <= self.order <= 3:
-            raise ValueError("need steps ≥ 0, eta ≥ 0, 0 ≤ dynamic_threshold < 1 and order in 0…3")
+        require_int("steps", self.steps, 0)
+        require_int("order", self.order, 0, 3)
+        require_number("eta", self.eta, 0)
+        require_number("dynamic_threshold", self.dynamic_threshold, 0, 1, high_open=True)
+        require_number("rho", self.rho, 0, low_open=True)
+        require_number("guidance", self.guidance, 0)
 
     @property
     def resolved_spacing(self) -> str:

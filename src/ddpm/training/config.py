@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from ddpm.runtime import COMPILE_MODES, PRECISIONS
+from ddpm.validation import require_choice, require_int, require_number, require_positive_int
 
 LR_SCHEDULES = ("constant", "cosine")
 OBJECTIVES = ("diffusion", "regression")
@@ -52,20 +53,18 @@ class TrainConfig:
     sample_num: int = field(default=16, metadata={"help": "images per periodic sample grid"})
     sample_steps: int = field(default=100, metadata={"help": "sampler steps for periodic grids"})
     checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints"})
-    keep_checkpoints: int = field(default=3, metadata={"help": "how many recent checkpoints to keep"})
+    keep_checkpoints: int = field(
+        default=3, metadata={"help": "how many recent checkpoints to keep; 0 = all"}
+    )
     time_limit_minutes: float = field(
         default=0.0, metadata={"help": "stop (and save) after this many minutes; 0 = no limit"}
     )
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose diffusion or regression")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose constant or cosine")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if self.compile not in COMPILE_MODES:
-            raise ValueError(f"unknown compile {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
+        require_choice("objective", self.objective, OBJECTIVES)
+        require_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("compile", self.compile, COMPILE_MODES)
         for name in (
             "steps",
             "batch_size",
@@ -75,10 +74,17 @@ class TrainConfig:
             "sample_num",
             "sample_steps",
         ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1")
-        if self.lr <= 0 or self.grad_clip < 0 or self.warmup_steps < 0:
-            raise ValueError("lr must be > 0; grad_clip and warmup_steps ≥ 0")
+            require_positive_int(name, getattr(self, name))
+        for name in ("warmup_steps", "sample_every", "keep_checkpoints", "num_threads", "seed"):
+            require_int(name, getattr(self, name), 0)
+        require_number("lr", self.lr, 0, low_open=True)
+        require_number("min_lr_ratio", self.min_lr_ratio, 0, 1)
+        require_number("weight_decay", self.weight_decay, 0)
+        require_number("adam_beta2", self.adam_beta2, 0, 1, high_open=True)
+        require_number("cond_drop_prob", self.cond_drop_prob, 0, 1)
+        require_number("grad_clip", self.grad_clip, 0)
+        require_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        require_number("time_limit_minutes", self.time_limit_minutes, 0)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
