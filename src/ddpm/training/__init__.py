@@ -3,6 +3,7 @@
 from ddpm.training.config import TrainConfig, learning_rate
 from ddpm.training.ema import EMA
 from ddpm.training.objective import diffusion_loss
-from ddpm.training.trainer import TrainingRun, TrainResult, train
+from ddpm.training.run import TrainingRun, TrainResult
+from ddpm.training.trainer import train
 
 __all__ = ["EMA", "TrainConfig", "TrainResult", "TrainingRun", "diffusion_loss", "learning_rate", "train"]

@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,7 +23,6 @@ from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image, to_model_range
 from ddpm.models import UNet, UNetConfig
-from ddpm.process import DiffusionConfig
 from ddpm.runtime import (
     autocast,
     compiled,
@@ -34,11 +32,10 @@ from ddpm.runtime import (
     resolve_precision,
     set_threads,
 )
-from ddpm.samplers import SamplerConfig
 from ddpm.schedules import make_schedule
 from ddpm.training.batches import batch_indices
 from ddpm.training.conditioning import Conditioning, TextContext
-from ddpm.training.config import TrainConfig, learning_rate
+from ddpm.training.config import learning_rate
 from ddpm.training.distributed import max_over_ranks, mean_over_ranks, topology_from_env
 from ddpm.training.distributed import start as start_distributed
 from ddpm.training.distributed import stop as stop_distributed
@@ -47,36 +44,11 @@ from ddpm.training.interrupts import StopRequest
 from ddpm.training.objective import denoising_loss, regression_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
 from ddpm.training.resume_state import ResumeState, read_resume_state
+from ddpm.training.run import TrainingRun, TrainResult
 from ddpm.training.run_log import RunLog
 
 RESUMABLE_SECTIONS = ("train", "sample")
 TIME_LIMIT, INTERRUPTED = 1, 2  # why the loop stops early
-
-
-@dataclass
-class TrainingRun:
-    """Everything a run needs besides the images. ``full_config`` (all sections, data included)
-    is stored in every checkpoint so the run can be reproduced and resumed. ``config_defaults``
-    fills keys that a checkpoint written by an older version lacks, so adding a setting whose
-    default keeps the old behaviour does not block resuming."""
-
-    model: UNetConfig
-    diffusion: DiffusionConfig
-    train: TrainConfig
-    sample: SamplerConfig
-    full_config: dict
-    class_names: tuple[str, ...] = ()
-    metadata: dict = field(default_factory=dict)
-    config_defaults: dict = field(default_factory=dict)
-
-
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    step: int
-    loss: float
-    elapsed_seconds: float
-    main_process: bool = True  # False on the other ranks of a torchrun job, which save nothing
 
 
 def _check_images(images: torch.Tensor, model: UNetConfig) -> None:
