@@ -25,8 +25,9 @@ data:
 # A venv without pip is what a failed `python3 -m venv` leaves behind (Debian without python3-venv
 # says "ensurepip is not available"): remove it, install python3-venv, and create it again.
 $(VENV)/bin/pip:
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV) || { \
+	@echo "Creating the virtual environment $(VENV) with $(PYTHON)"
+	@rm -rf $(VENV)
+	@$(PYTHON) -m venv $(VENV) || { \
 		rm -rf $(VENV); \
 		command -v apt-get >/dev/null || { echo "$(PYTHON) -m venv failed; install Python's venv module"; exit 1; }; \
 		echo "Installing Debian's python3-venv (needed for a virtual environment)"; \
