@@ -110,10 +110,16 @@ def test_missing_checkpoint(tmp_path):
         load_model(tmp_path)
 
 
-def test_channels_last_inference_gives_the_same_samples():
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_channels_last_inference_gives_the_same_samples(native_bf16, monkeypatch):
+    """The same samples either way, in fp32 (pinned: on a CPU with native bf16, precision auto would
+    sample in bf16, whose rounding differs between the two layouts)."""
+    import ddpm.runtime
     from ddpm.pipelines import generate
     from ddpm.samplers import SamplerConfig
 
+    monkeypatch.setattr(ddpm.runtime, "bf16_is_fast", lambda device: native_bf16)
+    assert ddpm.runtime.resolve_precision("auto", torch.device("cpu")) == ("bf16" if native_bf16 else "fp32")
     sampler = SamplerConfig(sampler="ddim", steps=3)
     nchw = load_model("fashion-mnist", device="cpu", channels_last=False)
     nhwc = load_model("fashion-mnist", device="cpu")  # the CPU default
@@ -124,7 +130,7 @@ def test_channels_last_inference_gives_the_same_samples():
 
     assert conv_weight(nhwc).is_contiguous(memory_format=torch.channels_last)
     assert not conv_weight(nchw).is_contiguous(memory_format=torch.channels_last)
-    a = generate(nchw, 4, seed=1, sampler=sampler, progress=False).images
-    b = generate(nhwc, 4, seed=1, sampler=sampler, progress=False).images
+    a = generate(nchw, 4, seed=1, sampler=sampler, precision="fp32", progress=False).images
+    b = generate(nhwc, 4, seed=1, sampler=sampler, precision="fp32", progress=False).images
     assert b.is_contiguous()
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)

@@ -15,7 +15,8 @@ def load_digits(image_size: int = 8) -> ImageDataset:
     try:
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:
-        raise UserError("the digits data set needs scikit-learn: pip install scikit-learn") from None
+        message = "the digits data set needs scikit-learn: pip install 'ddpm-toolkit[digits]'"
+        raise UserError(message) from None
     bunch = sk_load_digits()
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)
     x = fit_size(torch.from_numpy(images)[:, None], image_size)

