@@ -58,6 +58,10 @@ def _sample(*args):
     return ["sample", "{run}", "--num", "2", "--steps", "2", "--no-progress", "--out", "{root}/s.png", *args]
 
 
+def _restore(*args):
+    return ["restore", "{run}", "--input", "{root}/images/0.png", "--out", "{root}/r.png", *args]
+
+
 def _eval(*args):
     return ["eval", "{run}", "--metrics", "fid", "--num", "10", "--steps", "2", "--no-progress", *args]
 
@@ -116,6 +120,10 @@ CASES = [
     (_sample("--out", "{root}/file.txt/s.png"), "file.txt is a file, not a folder"),
     (_sample("--out", "/proc/ddpm.png"), "--out /proc/ddpm.png: cannot write in /proc"),
     (_sample("--save-each", "{root}/file.txt"), "--save-each {root}/file.txt is a file"),
+    # restore
+    (_restore("--samples", "0"), "--samples must be ≥ 1"),
+    (_restore("--eta", "nan"), "--eta must be a finite number ≥ 0, got nan"),
+    (_restore("--out", "{root}/folder"), "--out {root}/folder is a folder"),
     # eval
     (_eval("--eta", "nan"), "--eta must be a finite number ≥ 0, got nan"),
     (_eval("--batch-size", "0"), "--batch-size"),

@@ -235,15 +235,15 @@ def test_module_entry_point_and_help():
     assert out.returncode == 0 and "--gif" in out.stdout and "fashion-mnist" in out.stdout
 
 
-def test_sample_and_eval_offer_every_sampler_option(capsys, monkeypatch):
-    """The sampler flags are made from SamplerConfig: every field, with its help text, in both."""
+def test_sample_eval_and_restore_offer_every_sampler_option(capsys, monkeypatch):
+    """The sampler flags are made from SamplerConfig: every field, with its help text, in each."""
     from dataclasses import fields
 
     monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside words such as "Euler-ancestral"
     from ddpm.configuration import flag_name
     from ddpm.samplers import SamplerConfig
 
-    for command in ("sample", "eval"):
+    for command in ("sample", "eval", "restore"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = capsys.readouterr().out

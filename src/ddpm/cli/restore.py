@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
+from ddpm.cli.checks import check_output_file, require_at_least
+from ddpm.configuration import add_field_flags, replace_from_flags
 from ddpm.data.degradations import TASKS
 from ddpm.errors import UserError
 from ddpm.imaging import make_image_grid, save_image
 from ddpm.pipelines import load_model
 from ddpm.pipelines.restoration import MASKED, condition_from_input, read_image, read_mask, restore
+from ddpm.samplers import SamplerConfig
 
 
 def add_parser(sub) -> None:
@@ -32,13 +34,16 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="restored image to write")
     p.add_argument("--samples", type=int, default=1, help="several restorations side by side (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_field_flags(p, SamplerConfig, "sampler options (see 'ddpm samplers')", " (default: the model's)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    require_at_least("--samples", args.samples)
+    check_output_file("--out", args.out)
     loaded = load_model(args.checkpoint, device=args.device)
+    sampler = replace_from_flags(loaded.config.sample, args)
     trained = loaded.config.data.task
     if trained == "none":
         raise UserError("this model was not trained on an image-to-image task (data.task is none)")
@@ -46,15 +51,12 @@ def run(args: argparse.Namespace) -> int:
     family = {t: ("masked" if t in MASKED else t) for t in TASKS}
     if family[task] != family[trained]:
         raise UserError(f"the model was trained for {trained}, not {task}")
-    if args.samples < 1:
-        raise UserError("--samples must be ≥ 1")
     c = loaded.config.model
     image = read_image(args.input, c.in_channels)
     mask = read_mask(args.mask, c.image_size) if args.mask else None
     if mask is not None and task not in MASKED:
         raise UserError(f"--mask is for inpainting and uncropping, not {task}")
     y, mask = condition_from_input(task, image, c.image_size, mask)
-    sampler = replace(loaded.config.sample, steps=args.steps) if args.steps is not None else None
     out = restore(loaded, y, mask, samples=args.samples, seed=args.seed, sampler=sampler)
     grid = out[:, 0] if args.samples > 1 else out[0]
     save_image(make_image_grid(grid, nrow=args.samples, padding=0 if args.samples == 1 else 2), args.out)
