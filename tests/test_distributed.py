@@ -65,14 +65,14 @@ def test_two_processes_with_gloo_match_one(tmp_path, plain):
 def _vote(rank: int, init_file: str, results) -> None:
     import torch.distributed as dist
 
-    from ddpm.training.distributed import Topology, any_rank
+    from ddpm.training.distributed import Topology, max_over_ranks
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         topology = Topology(rank=rank, world=2, local_rank=rank)
         results[rank] = (
-            any_rank(rank == 1, topology, torch.device("cpu")),  # one rank's deadline passed
-            any_rank(False, topology, torch.device("cpu")),
+            bool(max_over_ranks(int(rank == 1), topology, torch.device("cpu"))),  # one rank's deadline passed
+            bool(max_over_ranks(0, topology, torch.device("cpu"))),
         )
     finally:
         dist.destroy_process_group()

@@ -89,24 +89,3 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, disable=None if enabled else True, dynamic_ncols=True, **kwargs)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM (a scheduler's or ``kill``'s stop request) like Ctrl-C inside the block, so
-    training can save before stopping; the previous handler is restored afterwards."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -73,8 +73,3 @@ def max_over_ranks(value: int, topology: Topology, device: torch.device) -> int:
     t = torch.tensor([value], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
-
-
-def any_rank(flag: bool, topology: Topology, device: torch.device) -> bool:
-    """Whether ``flag`` holds on any process (see :func:`max_over_ranks`)."""
-    return bool(max_over_ranks(int(flag), topology, device))
