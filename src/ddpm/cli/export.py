@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
         "export",
         help="write a small inference checkpoint",
         description=(
-            "Copy the EMA weights and configuration of a checkpoint into a small folder. "
+            "Copy the EMA weights and configuration of a checkpoint into a small folder "
+            "(an autoencoder: its weights, configuration and latent scale factor). "
             "--out is never a training checkpoint, a run folder or inside a run's checkpoints/."
         ),
     )
@@ -31,12 +32,16 @@ def add_parser(sub) -> None:
         choices=("ema", "model"),
         help="the EMA average (default) or the raw weights of the last step",
     )
+    p.add_argument(
+        "--autoencoder",
+        help="latent models: record this name or path for their autoencoder (it must be the same weights)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     refuse_writing_over_a_run(args.out)  # before loading anything: the answer does not depend on it
-    path = export_checkpoint(args.checkpoint, args.out, args.dtype, args.weights)
+    path = export_checkpoint(args.checkpoint, args.out, args.dtype, args.weights, args.autoencoder)
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     print(f"wrote {path} ({size:.1f} MB)")
     return 0

@@ -149,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
     if args.per_class:
         nrow, num = args.per_class, len(classes) * args.per_class
     model = loaded.config.model
-    size = model.image_size
+    channels, size, _ = loaded.image_shape
     scale = args.scale or max(1, 64 // size)
-    check_sizes(num, model.in_channels, size, nrow, scale)
+    check_sizes(num, channels, size, nrow, scale)
     if classes is not None:
         labels = classes.repeat_interleave(args.per_class) if args.per_class else classes
     if "guidance" in field_flag_values(args) and not (model.num_classes or model.context_dim):

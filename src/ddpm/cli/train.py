@@ -16,9 +16,12 @@ from ddpm.pipelines.experiment import ExperimentConfig, bundled_configs, load_ex
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (DDPM Algorithm 1)",
+        help="train a model (DDPM Algorithm 1) or an autoencoder for latent diffusion",
         description=(
-            "Train a diffusion model. Settings come from --config (a TOML file or a bundled "
+            "Train a diffusion model, in pixel space or in the latent space of a trained "
+            "autoencoder ([latent] autoencoder), or the autoencoder itself (train.objective = "
+            "autoencoder, e.g. --config faces64-autoencoder). "
+            "Settings come from --config (a TOML file or a bundled "
             f"name: {', '.join(bundled_configs())}), then from --section.key overrides. "
             "The run folder receives checkpoints/, samples/ (grids from the EMA weights), "
             "log.jsonl and config.json. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint "
@@ -76,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
     result = run_training(config, out, resume=args.resume, progress=not args.no_progress)
     if not result.main_process:
         return 0
+    if config.train.objective == "autoencoder":
+        follow = f"ddpm train --config faces64-latent --latent.autoencoder {out} --out LATENT_RUN"
+    else:
+        follow = f"ddpm sample {out} --num 64 --out {out / 'grid.png'}"
     print(
         f"trained to step {result.step} in {result.elapsed_seconds / 60:.1f} min "
-        f"(last loss {result.loss:.4f}); "
-        f"checkpoint {result.checkpoint}\nnext: ddpm sample {out} --num 64 --out {out / 'grid.png'}"
+        f"(last loss {result.loss:.4f}); checkpoint {result.checkpoint}\nnext: {follow}"
     )
     return 0

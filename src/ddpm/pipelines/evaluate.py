@@ -88,7 +88,7 @@ def real_set_key(data: DataConfig, n: int, test_images: Callable[[], torch.Tenso
 
 def _check_samples(loaded: LoadedModel, samples: torch.Tensor, num: int) -> torch.Tensor:
     """The first ``num`` of given samples, which must be uint8 images of the model's data."""
-    expected = (loaded.config.model.in_channels, loaded.config.model.image_size)
+    expected = loaded.image_shape[:2]
     if samples.dtype != torch.uint8 or samples.ndim != 4 or (samples.shape[1], samples.shape[3]) != expected:
         raise UserError(
             f"samples must be N×{expected[0]}×{expected[1]}×{expected[1]} uint8 images to match "
@@ -118,7 +118,7 @@ def evaluate(
         "metrics": {},
     }
     timings = report["timings_seconds"] = {}
-    is_fashion = data.dataset == "fashion-mnist" and loaded.config.model.image_size == 32
+    is_fashion = data.dataset == "fashion-mnist" and loaded.image_shape[1] == 32
     pr_space = config.pr_space if config.pr_space != "auto" else ("domain" if is_fashion else "inception")
     spaces_read = {m.space_for(pr_space) for m in chosen.values() if m.reads == "features"}
     reads_domain = "domain" in spaces_read or any(m.reads == "classifier" for m in chosen.values())

@@ -11,9 +11,13 @@ from ddpm.configuration import from_dict, merge, to_dict
 from ddpm.data import DataConfig, condition_channels, load_dataset, task_condition
 from ddpm.errors import UserError
 from ddpm.models import UNetConfig
+from ddpm.models.autoencoder import AutoencoderConfig
+from ddpm.pipelines.latent import LatentConfig, check_latent_sampler, checked_autoencoder, latent_examples
 from ddpm.process import DiffusionConfig
 from ddpm.samplers import SamplerConfig
 from ddpm.training import TrainConfig, TrainingRun, TrainResult, train
+from ddpm.training.autoencoder_objective import AutoencoderLossConfig
+from ddpm.training.autoencoder_trainer import AutoencoderRun, train_autoencoder
 from ddpm.training.conditioning import TextContext
 
 if sys.version_info >= (3, 11):
@@ -24,13 +28,18 @@ else:  # pragma: no cover
 
 @dataclass(kw_only=True)
 class ExperimentConfig:
-    """The sections of a configuration file: [model], [diffusion], [data], [train], [sample]."""
+    """The sections of a configuration file: [model], [diffusion], [data], [train], [sample], and
+    [latent] (diffuse an autoencoder's latents); an autoencoder run (train.objective =
+    "autoencoder") reads [autoencoder] and [autoencoder_loss] instead of the diffusion sections."""
 
     model: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SamplerConfig = field(default_factory=SamplerConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    autoencoder_loss: AutoencoderLossConfig = field(default_factory=AutoencoderLossConfig)
 
 
 def bundled_configs() -> list[str]:
@@ -67,13 +76,31 @@ def load_experiment_config(source: str | dict | None, overrides: dict | None = N
 def run_training(
     config: ExperimentConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
 ) -> TrainResult:
-    """Load the configured data and train; see :func:`ddpm.training.train`."""
+    """Load the configured data and train; see :func:`ddpm.training.train` (and
+    :func:`ddpm.training.autoencoder_trainer.train_autoencoder` for train.objective autoencoder)."""
+    if config.train.objective == "autoencoder" and config.latent.autoencoder:
+        raise UserError("an autoencoder run trains in pixel space; drop latent.autoencoder")
+    coder = None
+    if config.latent.autoencoder:
+        if config.data.task != "none":
+            raise UserError("image-to-image tasks (data.task) are not available for latent models yet")
+        check_latent_sampler(config.sample)
+        coder = checked_autoencoder(config.latent, config.model, config.data, config.train.device)
     dataset = load_dataset(config.data)
     if len(dataset.images) < config.train.batch_size:
         raise UserError(
             f"the data set {dataset.name} has {len(dataset.images)} usable images, fewer than "
             f"train.batch_size = {config.train.batch_size}; lower train.batch_size or add images"
         )
+    if config.train.objective == "autoencoder":
+        run = AutoencoderRun(
+            autoencoder=config.autoencoder,
+            loss=config.autoencoder_loss,
+            train=config.train,
+            full_config=to_dict(config),
+            config_defaults=to_dict(ExperimentConfig()),
+        )
+        return train_autoencoder(run, dataset.images, out_dir, resume=resume, progress=progress)
     names = dataset.class_names if config.model.num_classes else ()
     if config.model.num_classes and dataset.class_names and len(names) != config.model.num_classes:
         raise UserError(
@@ -87,9 +114,13 @@ def run_training(
             f"data.task {config.data.task!r} feeds {need} conditioning channel(s); "
             f"set model.cond_channels = {need}"
         )
-    text, metadata = None, {}
+    text, metadata, latents = None, {}, None
+    if coder is not None:
+        latents = latent_examples(config.latent, coder, dataset.images, progress)
+        metadata = {"autoencoder": coder.identity()}
     if config.model.context_dim:
-        text, metadata = encode_captions(dataset, config.model.context_dim, progress)
+        text, text_meta = encode_captions(dataset, config.model.context_dim, progress)
+        metadata.update(text_meta)
     run = TrainingRun(
         model=config.model,
         diffusion=config.diffusion,
@@ -107,6 +138,7 @@ def run_training(
         labels=dataset.labels,
         image_condition=task_condition(config.data.task, config.data.cond_augment),
         text=text,
+        latents=latents,
         resume=resume,
         progress=progress,
     )

@@ -11,6 +11,7 @@ from PIL import Image
 from ddpm.errors import UserError
 from ddpm.imaging import make_image_grid
 from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
+from ddpm.pipelines.latent import check_latent_sampler
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.runtime import compiled, progress_bar, resolve_compile, resolve_precision
 from ddpm.samplers import SamplerConfig, TrajectoryRecorder, guided_denoiser, image_generators, randn, sample
@@ -70,8 +71,11 @@ def generate(
     ``cond_image`` (num, cond_channels, H, W) in [−1, 1], e.g. from :func:`ddpm.data.task_condition`;
     a cascade SR stage also takes the noise level ``aug_level`` the image was augmented with (default 0).
     ``precision`` and ``compile`` are as in :func:`ddpm.runtime.resolve_precision` / ``resolve_compile``.
+    A latent model samples latents and returns them decoded by its autoencoder (animation frames too).
     """
     sampler = sampler or loaded.config.sample
+    if loaded.autoencoder is not None:
+        check_latent_sampler(sampler)
     c = loaded.config.model
     device = next(loaded.model.parameters()).device
     precision = resolve_precision(precision, device)
@@ -109,10 +113,16 @@ def generate(
         )
         out.append(x.float().cpu())
     images = torch.cat(out)
+    coder = loaded.autoencoder
+    if coder is not None:  # a latent model: decode z = x / s to images
+        images = torch.cat(
+            [coder.decode_latents(images[i : i + batch_size]) for i in range(0, num, batch_size)]
+        )
     result = Generation(images=images)
     if recorder is not None:
         k = min(animate, len(images))
-        result.frames = [make_image_grid(xt[:k], nrow=k) for xt in recorder.xt]
+        shown = [xt[:k] if coder is None else coder.decode_latents(xt[:k]) for xt in recorder.xt]
+        result.frames = [make_image_grid(x, nrow=k) for x in shown]
         result.frames.append(make_image_grid(images[:k], nrow=k))
     return result
 

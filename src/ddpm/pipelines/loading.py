@@ -1,55 +1,43 @@
-"""Finding and loading a trained model: by path (run, checkpoint) or by a pretrained name."""
+"""Loading a trained diffusion model (by path or pretrained name) for sampling, and exporting one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
 
-from ddpm.checkpoints import CheckpointDir, read_meta, read_tensors, write_checkpoint
+from ddpm.checkpoints import read_meta, read_tensors, write_checkpoint
 from ddpm.configuration import from_dict, to_dict
 from ddpm.errors import UserError
 from ddpm.models import UNet
+from ddpm.pipelines.autoencoders import LoadedAutoencoder, autoencoder_of, is_autoencoder, load_autoencoder
 from ddpm.pipelines.experiment import ExperimentConfig
+from ddpm.pipelines.locate import pretrained_names, resolve_checkpoint
 from ddpm.runtime import resolve_device
 from ddpm.schedules import NoiseSchedule, make_schedule
 
 
-def pretrained_names() -> list[str]:
-    """Short names of the checkpoints shipped with the package."""
-    root = resources.files("ddpm") / "pretrained"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "checkpoint.json").is_file())
-
-
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A checkpoint folder from a checkpoint path, a training-run folder, or a pretrained name."""
-    path = Path(name_or_path)
-    if path.exists():
-        if (path / "checkpoint.json").is_file():
-            return path
-        latest = CheckpointDir(path).latest()
-        if latest is not None:
-            return latest
-        raise UserError(f"{path} holds no checkpoint (no checkpoint.json, no checkpoints/ folder)")
-    if str(name_or_path) in pretrained_names():
-        return Path(str(resources.files("ddpm") / "pretrained" / str(name_or_path)))
-    names = ", ".join(pretrained_names()) or "none installed"
-    raise UserError(f"checkpoint {str(name_or_path)!r} not found: give a path or a pretrained name ({names})")
-
-
 @dataclass(kw_only=True)
 class LoadedModel:
-    """A network ready for sampling, with the diffusion it was trained for."""
+    """A network ready for sampling, with the diffusion it was trained for; a latent model also
+    carries its frozen autoencoder, and its samples are decoded to images."""
 
     model: UNet
     config: ExperimentConfig
     schedule: NoiseSchedule
     meta: dict
     path: Path
+    autoencoder: LoadedAutoencoder | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images it makes (decoded ones, for a latent model)."""
+        if self.autoencoder is not None:
+            a = self.autoencoder.config
+            return (a.in_channels, a.image_size, a.image_size)
+        m = self.config.model
+        return (m.in_channels, m.image_size, m.image_size)
 
     @property
     def prediction_type(self) -> str:
@@ -82,15 +70,25 @@ class LoadedModel:
 
 
 def load_model(
-    name_or_path: str | Path, device: str = "auto", weights: str = "ema", channels_last: bool | None = None
+    name_or_path: str | Path,
+    device: str = "auto",
+    weights: str = "ema",
+    channels_last: bool | None = None,
+    autoencoder: str | Path | None = None,
 ) -> LoadedModel:
     """Load the EMA weights (or ``weights="model"``, the raw ones) of a checkpoint, in eval mode.
 
     ``channels_last`` stores the convolution weights in NHWC order, which makes inference faster on
     CPUs (``benchmarks/cpu_fast_path.py``); by default it is on for the CPU and off elsewhere.
-    Values and results are the same either way."""
+    Values and results are the same either way. A latent model loads the autoencoder its
+    checkpoint names (or ``autoencoder``), after checking it is the one it was trained with."""
     path = resolve_checkpoint(name_or_path)
     meta = read_meta(path)
+    if is_autoencoder(meta):
+        raise UserError(
+            f"{name_or_path} is an autoencoder, not a diffusion model; sample from a latent model "
+            "trained on it (ddpm train --config faces64-latent --latent.autoencoder ...)"
+        )
     if "config" not in meta:
         raise UserError(f"checkpoint {path} lacks its configuration; it cannot be loaded")
     config = from_dict(ExperimentConfig, meta["config"])
@@ -110,26 +108,48 @@ def load_model(
         channels_last = target.type == "cpu"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    coder = None
+    if meta.get("autoencoder") or autoencoder:
+        coder = autoencoder_of(meta, autoencoder, device)
     return LoadedModel(
-        model=model, config=config, schedule=make_schedule(config.diffusion), meta=meta, path=path
+        model=model,
+        config=config,
+        schedule=make_schedule(config.diffusion),
+        meta=meta,
+        path=path,
+        autoencoder=coder,
     )
 
 
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
 def export_checkpoint(
-    source: str | Path, out: str | Path, dtype: str = "float32", weights: str = "ema"
+    source: str | Path,
+    out: str | Path,
+    dtype: str = "float32",
+    weights: str = "ema",
+    autoencoder: str | Path | None = None,
 ) -> Path:
     """Write a small inference checkpoint (EMA weights, or the raw ones, + configuration).
 
     ``dtype`` float16 or bfloat16 halves the file; weights are cast back to float32 on load.
+    An autoencoder is exported as its weights, configuration and scale factor (cast to another
+    dtype it becomes a different autoencoder, which latent models trained on it refuse). For a
+    latent model, ``autoencoder`` records another name or path for the same autoencoder (say a
+    pretrained name); its weights must match the recorded digest.
     """
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if dtype not in dtypes:
+    if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}; choose float32, float16 or bfloat16")
-    loaded = load_model(source, device="cpu", weights=weights)
     out = Path(out)
     if out.exists() and not (out / "checkpoint.json").is_file():
         raise UserError(f"{out} exists and is not a checkpoint; choose a new --out")
-    state = {k: v.to(dtypes[dtype]) for k, v in loaded.model.state_dict().items()}
+    if is_autoencoder(read_meta(resolve_checkpoint(source))):
+        if autoencoder:
+            raise UserError("--autoencoder applies to latent diffusion models, not to an autoencoder")
+        return _export_autoencoder(source, out, dtype)
+    loaded = load_model(source, device="cpu", weights=weights, autoencoder=autoencoder)
+    state = {k: v.to(DTYPES[dtype]) for k, v in loaded.model.state_dict().items()}
     meta = {
         "kind": "inference",
         "config": to_dict(loaded.config),
@@ -142,4 +162,35 @@ def export_checkpoint(
         "weights": weights,
         "source": loaded.path.name,
     }
+    if "text_encoder" in loaded.meta:
+        meta["text_encoder"] = loaded.meta["text_encoder"]
+    if loaded.autoencoder is not None:
+        meta["autoencoder"] = loaded.autoencoder.identity()
     return write_checkpoint(out, {"ema": state}, meta)
+
+
+def _export_autoencoder(source: str | Path, out: Path, dtype: str) -> Path:
+    loaded = load_autoencoder(source)
+    state = {k: v.to(DTYPES[dtype]) for k, v in loaded.model.state_dict().items()}
+    meta = {
+        "kind": "inference",
+        "model_type": "autoencoder",
+        "config": {"autoencoder": to_dict(loaded.config)},
+        "latent_scale_factor": loaded.scale_factor,
+        "state": {
+            k: loaded.meta.get("state", {}).get(k)
+            for k in ("step", "images_seen", "elapsed_seconds", "torch_version")
+        },
+        "weights_dtype": dtype,
+        "source": loaded.path.name,
+    }
+    return write_checkpoint(out, {"model": state}, meta)
+
+
+__all__ = [
+    "LoadedModel",
+    "export_checkpoint",
+    "load_model",
+    "pretrained_names",
+    "resolve_checkpoint",
+]

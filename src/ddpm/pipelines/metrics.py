@@ -137,6 +137,10 @@ def nll_report(inputs: ModelInputs) -> dict:
     c = loaded.config.model
     if c.cond_channels or c.context_dim:
         raise UserError("nll is measured for unconditional and class-conditional models only")
+    if loaded.autoencoder is not None:
+        raise UserError(
+            "nll of a latent model would be bits per latent dimension, not per pixel; use fid, kid or pr"
+        )
     images = inputs.test_images(inputs.num)
     device = next(loaded.model.parameters()).device
     precision = resolve_precision("fp32", device)

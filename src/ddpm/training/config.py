@@ -9,7 +9,7 @@ from ddpm.runtime import COMPILE_MODES, PRECISIONS
 from ddpm.validation import require_choice, require_int, require_number, require_positive_int
 
 LR_SCHEDULES = ("constant", "cosine")
-OBJECTIVES = ("diffusion", "regression")
+OBJECTIVES = ("diffusion", "regression", "autoencoder")
 
 
 @dataclass
@@ -19,7 +19,10 @@ class TrainConfig:
     steps: int = field(default=10_000, metadata={"help": "optimiser steps in total"})
     objective: str = field(
         default="diffusion",
-        metadata={"help": "diffusion (Algorithm 1), or regression: predict x from the condition in one pass"},
+        metadata={
+            "help": "diffusion (Algorithm 1); regression: predict x from the condition in one pass; "
+            "autoencoder: train the KL autoencoder of [autoencoder] for latent diffusion"
+        },
     )
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step, over all processes"})
     grad_accum_steps: int = field(

@@ -21,7 +21,7 @@ from ddpm.checkpoints import (
 from ddpm.configuration import diff, merge
 from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
-from ddpm.imaging import make_image_grid, save_image, to_model_range
+from ddpm.imaging import make_image_grid, save_image
 from ddpm.models import UNet, UNetConfig
 from ddpm.runtime import (
     autocast,
@@ -40,6 +40,7 @@ from ddpm.training.distributed import max_over_ranks, mean_over_ranks, topology_
 from ddpm.training.distributed import start as start_distributed
 from ddpm.training.distributed import stop as stop_distributed
 from ddpm.training.ema import EMA
+from ddpm.training.examples import PixelExamples
 from ddpm.training.interrupts import StopRequest
 from ddpm.training.objective import denoising_loss, regression_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
@@ -51,9 +52,20 @@ RESUMABLE_SECTIONS = ("train", "sample")
 TIME_LIMIT, INTERRUPTED = 1, 2  # why the loop stops early
 
 
-def _check_images(images: torch.Tensor, model: UNetConfig) -> None:
+def _check_images(images: torch.Tensor, model: UNetConfig, latents=None) -> None:
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise UserError("training images must be uint8 (N, C, H, W)")
+    if latents is not None:
+        c, h, w = latents.shape
+        if c != model.in_channels or h != model.image_size or w != model.image_size:
+            raise UserError(
+                f"the autoencoder's latents are {c}×{h}×{w} but the model expects {model.in_channels}×"
+                f"{model.image_size}×{model.image_size}; "
+                f"set model.in_channels = {c} and model.image_size = {h}"
+            )
+        if len(latents) != len(images):
+            raise UserError(f"{len(latents)} latents for {len(images)} images")
+        return
     n, c, h, w = images.shape
     if c != model.in_channels or h != model.image_size or w != model.image_size:
         raise UserError(
@@ -70,10 +82,15 @@ def train(
     labels: torch.Tensor | None = None,
     image_condition=None,
     text: TextContext | None = None,
+    latents=None,
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
     """Train a U-Net on uint8 ``images`` with DDPM Algorithm 1, writing the run to ``out_dir``.
+
+    With ``latents`` (:class:`~ddpm.training.examples.CachedLatents` or ``OnTheFlyLatents`` of the
+    same images) the model diffuses the scaled latents of a frozen autoencoder instead of pixels
+    (latent diffusion), and preview grids are decoded to images.
 
     With ``model.num_classes`` > 0 it learns p(x | label) from ``labels`` (N,), dropping each
     label with probability ``train.cond_drop_prob`` to learn p(x) as well (classifier-free guidance).
@@ -89,7 +106,9 @@ def train(
     lock (rank 0 under torchrun) and any other gets a UserError naming it.
     """
     tc = run.train
-    _check_images(images, run.model)
+    _check_images(images, run.model, latents)
+    if latents is not None and image_condition is not None:
+        raise UserError("image-to-image tasks (data.task) are not available for latent models yet")
     conditioning = Conditioning(
         labels=labels if run.model.num_classes else None,
         num_classes=run.model.num_classes,
@@ -99,6 +118,8 @@ def train(
     )
     if (text is None) != (run.model.context_dim == 0):
         raise UserError("model.context_dim must be set exactly when the data set has captions")
+    if tc.objective == "autoencoder":
+        raise UserError("train.objective autoencoder is trained by train_autoencoder, not train")
     if tc.objective == "regression" and image_condition is None:
         raise UserError("train.objective regression predicts x from a condition; set data.task")
     if (image_condition is None) != (run.model.cond_channels == 0):
@@ -108,10 +129,11 @@ def train(
     out = Path(out_dir)
     topology = topology_from_env()
     with RunLock(out) if topology.is_main else contextlib.nullcontext(), StopRequest() as stop:
-        return _train_locked(run, images, out, conditioning, resume, progress, stop)
+        examples = latents if latents is not None else PixelExamples(images)
+        return _train_locked(run, images, examples, out, conditioning, resume, progress, stop)
 
 
-def _train_locked(run, images, out, conditioning, resume, progress, stop) -> TrainResult:
+def _train_locked(run, images, examples, out, conditioning, resume, progress, stop) -> TrainResult:
     tc = run.train
     checkpoints = CheckpointDir(out)
     latest = checkpoints.latest()
@@ -138,15 +160,16 @@ def _train_locked(run, images, out, conditioning, resume, progress, stop) -> Tra
             # weight init (rank 0's is broadcast by DDP) and dropout use the forked global generator
             torch.manual_seed(tc.seed + topology.rank)
             resume_from = latest if resume else None
-            loop = _Loop(run, images, conditioning, out, checkpoints, device, resume_from, progress)
+            loop = _Loop(run, images, examples, conditioning, out, checkpoints, device, resume_from, progress)
             return loop.fit(stop)
     finally:
         stop_distributed()
 
 
 class _Loop:
-    def __init__(self, run, images, conditioning, out, checkpoints, device, resume_from, progress):
+    def __init__(self, run, images, examples, conditioning, out, checkpoints, device, resume_from, progress):
         self.spec, self.tc, self.images, self.out = run, run.train, images, out
+        self.examples = examples
         self.conditioning = conditioning
         self.checkpoints, self.device, self.progress = checkpoints, device, progress
         self.precision = resolve_precision(self.tc.precision, device)
@@ -197,6 +220,14 @@ class _Loop:
             raise UserError(
                 f"cannot resume {path}: its configuration differs in {', '.join(changed)}; "
                 "use the run's own config (omit --config) or start a new run"
+            )
+        mine_ae = (self.spec.metadata.get("autoencoder") or {}).get("digest")
+        theirs_ae = (meta.get("autoencoder") or {}).get("digest")
+        if mine_ae != theirs_ae:
+            raise UserError(
+                f"cannot resume {path}: it was trained on the latents of another autoencoder "
+                f"(digest {str(theirs_ae)[:12]}, this one {str(mine_ae)[:12]}); give the run's own "
+                "--latent.autoencoder or start a new run"
             )
         if state.step >= self.tc.steps:
             raise UserError(
@@ -252,8 +283,8 @@ class _Loop:
         Every draw is made for the whole global batch, then sliced, so N processes (and any
         accumulation) see exactly the images, noise and label drops that one process would.
         """
-        idx = batch_indices(len(self.images), self.tc.batch_size, self.step, self.tc.seed)
-        x0 = to_model_range(self.images[idx])
+        idx = batch_indices(len(self.examples), self.tc.batch_size, self.step, self.tc.seed)
+        x0 = self.examples.batch(idx, self.gen)
         if self.tc.hflip:
             flip = torch.rand(len(x0), generator=self.gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
@@ -334,7 +365,9 @@ class _Loop:
             self.tc.channels_last,
             regression=self.tc.objective == "regression",
         )
-        scale = max(1, 128 // self.spec.model.image_size)
+        if self.examples.decode is not None:
+            x = self.examples.decode(x)
+        scale = max(1, 128 // x.shape[-1])
         path = self.out / "samples" / f"step-{self.step:07d}.png"
         save_image(make_image_grid(x, nrow=nrow), path, scale=scale)
 
