@@ -5,23 +5,61 @@ from __future__ import annotations
 import argparse
 import json
 
+from ddpm.checkpoints import read_meta
 from ddpm.configuration import to_dict
 from ddpm.models import count_parameters
 from ddpm.pipelines import load_model
+from ddpm.pipelines.autoencoders import is_autoencoder, load_autoencoder
+from ddpm.pipelines.locate import resolve_checkpoint
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "info",
         help="describe a checkpoint",
-        description="Print what a checkpoint holds: model size, training state, diffusion and sampler.",
+        description=(
+            "Print what a checkpoint holds: model size, training state, diffusion and sampler "
+            "(and for a latent model its autoencoder); for an autoencoder its shape and scale factor."
+        ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint/run folder or pretrained name")
     p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.set_defaults(handler=run)
 
 
+def describe_autoencoder(args: argparse.Namespace) -> int:
+    coder = load_autoencoder(args.checkpoint)
+    a, state = coder.config, coder.meta.get("state", {})
+    report = {
+        "path": str(coder.path),
+        "kind": coder.meta.get("kind"),
+        "model_type": "autoencoder",
+        "parameters": count_parameters(coder.model),
+        "downsampling_factor": a.downsampling_factor,
+        "latent_shape": [a.latent_channels, a.latent_size, a.latent_size],
+        "scale_factor": coder.scale_factor,
+        "digest": coder.digest,
+        "step": state.get("step"),
+        "training_minutes": round((state.get("elapsed_seconds") or 0) / 60, 1),
+        "config": to_dict(a),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"checkpoint   {report['path']} ({report['kind']})")
+    print(
+        f"autoencoder  KL, {report['parameters']:,} parameters, "
+        f"{a.in_channels}×{a.image_size}×{a.image_size} → "
+        f"{a.latent_channels}×{a.latent_size}×{a.latent_size} (f = {a.downsampling_factor})"
+    )
+    print(f"latents      scale factor {coder.scale_factor:.5f}, digest {coder.digest[:12]}")
+    print(f"training     step {report['step']}, {report['training_minutes']} min")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if is_autoencoder(read_meta(resolve_checkpoint(args.checkpoint))):
+        return describe_autoencoder(args)
     loaded = load_model(args.checkpoint, device="cpu")
     state = loaded.meta.get("state", {})
     report = {
@@ -34,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         "terminal_alpha_bar": loaded.schedule.terminal_alpha_bar,
         "config": to_dict(loaded.config),
     }
+    if loaded.autoencoder is not None:
+        report["autoencoder"] = loaded.autoencoder.identity()
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -54,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         f"{report['training_minutes']} min, "
         f"data {c.data.dataset}"
     )
+    if loaded.autoencoder is not None:
+        ae = loaded.autoencoder
+        print(
+            f"latent       decoded by {ae.source} (f = {ae.config.downsampling_factor}, "
+            f"scale {ae.scale_factor:.5f}) to {'×'.join(map(str, loaded.image_shape))}"
+        )
     steps = c.sample.steps or c.diffusion.num_timesteps
     print(f"sampler      {c.sample.sampler}, {steps} steps ({c.sample.spacing}), clip x̂_0 {c.sample.clip_x0}")
     return 0
