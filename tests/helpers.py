@@ -49,3 +49,41 @@ def snapshot_tree(folder) -> dict[str, bytes]:
     """Every file under ``folder`` as {relative path: bytes}, to show a command changed nothing."""
     root = Path(folder)
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+EMOJI_COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 60),
+    "blue": (40, 60, 220),
+    "yellow": (240, 220, 40),
+}
+EMOJI_SHAPES = ("circle", "square")
+
+
+def fake_emoji_package(root: Path) -> Path:
+    """An unpacked emoji-datasource-google lookalike in ``root``: coloured shapes named after what
+    they show (8 emoji at 64×64), for text-to-image tests without the real package."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    img = root / "img" / "google" / "64"
+    img.mkdir(parents=True)
+    entries = []
+    for colour, rgb in EMOJI_COLOURS.items():
+        for shape in EMOJI_SHAPES:
+            pic = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+            draw = ImageDraw.Draw(pic)
+            (draw.ellipse if shape == "circle" else draw.rectangle)((12, 12, 52, 52), fill=(*rgb, 255))
+            name = f"{colour}-{shape}.png"
+            pic.save(img / name)
+            entries.append(
+                {
+                    "name": f"LARGE {colour.upper()} {shape.upper()}",
+                    "image": name,
+                    "category": "Symbols",
+                    "has_img_google": True,
+                }
+            )
+    (root / "emoji.json").write_text(json.dumps(entries))
+    return root

@@ -15,7 +15,9 @@ from ddpm.pipelines import generate
 from ddpm.pipelines.autoencoders import load_autoencoder, weights_digest
 from ddpm.pipelines.latent import encode_posteriors, posterior_encoder
 from ddpm.pipelines.loading import load_model
+from ddpm.samplers import SAMPLER_TABLE, SamplerConfig
 from ddpm.training.examples import CachedLatents, OnTheFlyLatents
+from tests.helpers import fake_emoji_package
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +203,42 @@ def test_autoencoders_and_diffusion_models_are_not_confused(runs, faces64, tmp_p
     assert "is a diffusion model, not an autoencoder" in capsys.readouterr().err
     assert main(["sample", str(runs / "ae"), "--num", "2", "--out", str(tmp_path / "x.png")]) == 2
     assert "is an autoencoder, not a diffusion model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLER_TABLE))
+def test_every_sampler_works_on_a_latent_model(runs, sampler):
+    loaded = load_model(runs / "latent")
+    config = SamplerConfig(sampler=sampler, steps=4, clip_x0=False)
+    out = generate(loaded, 2, seed=0, sampler=config, progress=False)
+    assert out.images.shape == (2, 3, 64, 64) and torch.isfinite(out.images).all()
+
+
+def test_class_guidance_on_a_latent_model(runs, faces64, tmp_path):
+    run = tmp_path / "classes"
+    assert _train_latent(faces64, runs / "ae", run, "--model.num_classes", "4") == 0
+    out = tmp_path / "classes.png"
+    args = ["--class", "0,3", "--guidance", "3", "--num", "2", "--nrow", "2", "--scale", "1", "--no-progress"]
+    assert main(["sample", str(run), *args, "--out", str(out)]) == 0
+    assert Image.open(out).size == (2 * 64 + 3 * 2, 64 + 2 * 2)
+
+
+def test_text_cross_attention_on_a_latent_model(tmp_path):
+    data = tmp_path / "emoji"
+    package = fake_emoji_package(tmp_path / "pkg")
+    assert main(["data", "emoji", "--source", str(package), "--out", str(data), "--sizes", "16"]) == 0
+    common = ["--data.dataset", "emoji", "--data.split", "all", "--data.image_size", "16", "--no-progress"]
+    common += ["--data.path", str(data)]
+    ae = tmp_path / "ae"
+    shape = "--autoencoder.image_size 16 --autoencoder.channel_mult 1,2 --autoencoder.latent_channels 4"
+    assert _train_ae(tmp_path, ae, *common, *shape.split()) == 0
+    run = tmp_path / "text"
+    latent = (
+        "--config emoji-text-tiny --model.image_size 8 --model.in_channels 4 --model.channel_mult 1,2 "
+        "--model.attention_resolutions 4 --sample.clip_x0 false --train.steps 6 --train.batch_size 4"
+    )
+    assert main(["train", *latent.split(), "--latent.autoencoder", str(ae), *common, "--out", str(run)]) == 0
+    out = tmp_path / "prompted.png"
+    prompts = ["--prompt", "large red circle", "--prompt", "large blue square", "--guidance", "3"]
+    rest = ["--num", "2", "--steps", "4", "--scale", "1", "--nrow", "2", "--no-progress"]
+    assert main(["sample", str(run), *prompts, *rest, "--out", str(out)]) == 0
+    assert Image.open(out).size == (2 * 16 + 3 * 2, 16 + 2 * 2)

@@ -4,41 +4,15 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from ddpm.cli.main import main
 from ddpm.data.emoji import caption, load_emoji
-
-COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (240, 220, 40)}
-SHAPES = ("circle", "square")
+from tests.helpers import fake_emoji_package
 
 
 @pytest.fixture(scope="module")
 def fake_package(tmp_path_factory):
-    """An unpacked emoji-datasource-google lookalike: coloured shapes named after what they show."""
-    root = tmp_path_factory.mktemp("pkg")
-    img = root / "img" / "google" / "64"
-    img.mkdir(parents=True)
-    entries = []
-    for c, rgb in COLOURS.items():
-        for shape in SHAPES:
-            pic = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-            from PIL import ImageDraw
-
-            draw = ImageDraw.Draw(pic)
-            (draw.ellipse if shape == "circle" else draw.rectangle)((12, 12, 52, 52), fill=(*rgb, 255))
-            name = f"{c}-{shape}.png"
-            pic.save(img / name)
-            entries.append(
-                {
-                    "name": f"LARGE {c.upper()} {shape.upper()}",
-                    "image": name,
-                    "category": "Symbols",
-                    "has_img_google": True,
-                }
-            )
-    (root / "emoji.json").write_text(json.dumps(entries))
-    return root
+    return fake_emoji_package(tmp_path_factory.mktemp("pkg"))
 
 
 def test_captions_and_build(fake_package, tmp_path):
