@@ -188,13 +188,60 @@ def autoencoder(args) -> None:
     (PARTS / f"autoencoder-{args.name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
 
 
+def encoding(args) -> None:
+    """Cached against on-the-fly latents: training images per second of the latent-f4 arm for
+    ``--steps`` steps each, and the one-off time to encode the training set for the cache."""
+    import tempfile
+
+    from ddpm.data import load_dataset
+    from ddpm.pipelines import load_experiment_config
+    from ddpm.pipelines.autoencoders import load_autoencoder
+    from ddpm.pipelines.latent import encode_posteriors
+
+    torch.set_num_threads(args.threads)
+    config = load_experiment_config("faces64-latent")
+    images = load_dataset(config.data).images
+    coder = load_autoencoder(args.autoencoder)
+    start = time.perf_counter()
+    encode_posteriors(coder, images, progress=False)
+    cache_seconds = time.perf_counter() - start
+    result = {
+        "images": len(images),
+        "cache_encoding_seconds": round(cache_seconds, 1),
+        "threads": args.threads,
+    }
+    for mode in ("cache", "on-the-fly"):
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [
+                sys.executable, "-m", "ddpm", "train", "--config", "faces64-latent", "--out", tmp,
+                "--latent.autoencoder", args.autoencoder, "--latent.encode", mode,
+                "--train.steps", str(args.steps), "--train.log_every", str(args.steps // 3),
+                "--train.sample_every", "0", "--train.num_threads", str(args.threads), "--no-progress",
+            ]  # fmt: skip
+            subprocess.run(command, check=True, capture_output=True)
+            rates = [
+                json.loads(line)["images_per_second"]
+                for line in Path(tmp, "log.jsonl").read_text().splitlines()
+            ]
+        result[mode] = {"images_per_second": statistics.median(rates[1:])}
+    result["speedup_of_cache"] = (
+        result["cache"]["images_per_second"] / result["on-the-fly"]["images_per_second"]
+    )
+    print(json.dumps(result, indent=2))
+    PARTS.mkdir(parents=True, exist_ok=True)
+    (PARTS / "encoding.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
 def report(args) -> None:
     arms = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json")) if p.stem in ARMS}
+    arms = {name: arms[name] for name in ARMS if name in arms}
     coders = {
         p.stem.removeprefix("autoencoder-"): json.loads(p.read_text())
         for p in sorted(PARTS.glob("autoencoder-*.json"))
     }
-    result = {"arms": arms, "autoencoders": coders, "verdict": verdict(arms, coders)}
+    enc_path = PARTS / "encoding.json"
+    enc = json.loads(enc_path.read_text()) if enc_path.is_file() else None
+    result = {"arms": arms, "autoencoders": coders, "encoding": enc, "verdict": verdict(arms, coders)}
     md = [
         "# Latent against pixel diffusion, faces 64×64, equal training time (CPU, one thread per arm)",
         "",
@@ -221,6 +268,14 @@ def report(args) -> None:
             f"{c['training_minutes']:.1f} | {c['reconstruction_fid']['value']:.1f} | "
             f"{c['psnr_test']:.2f} | {c['scale_factor']:.3f} |"
         )
+    if enc:
+        md += [
+            "",
+            f"Encoding: cached latents train at {enc['cache']['images_per_second']:.1f} images/s, "
+            f"on-the-fly encoding at {enc['on-the-fly']['images_per_second']:.1f} "
+            f"({enc['speedup_of_cache']:.1f}× for the cache), which costs "
+            f"{enc['cache_encoding_seconds']:.0f} s once for {enc['images']} images.",
+        ]
     md += ["", *[f"- {line}" for line in result["verdict"]]]
     write_results("latent_speedup", result, md)
     plot(arms, coders)
@@ -307,6 +362,11 @@ def main() -> None:
     p.add_argument("--num", type=int, default=500)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(fn=autoencoder)
+    p = sub.add_parser("encoding")
+    p.add_argument("--autoencoder", required=True)
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(fn=encoding)
     p = sub.add_parser("report")
     p.set_defaults(fn=report)
     args = parser.parse_args()

@@ -40,6 +40,10 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=100, help="images per network call (default: 100)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument(
+        "--autoencoder",
+        help="latent models: where their autoencoder is now, if it moved (the same weights are required)",
+    )
+    p.add_argument(
         "--pr-space",
         default="auto",
         choices=("auto", "domain", "inception"),
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(flag, path)
     # at least the 2048-d float32 features of the generated, real and floor sets
     check_memory(f"--num {args.num}", 3 * args.num * 2048 * 4, "lower --num")
-    loaded = load_model(args.checkpoint, device=args.device)
+    loaded = load_model(args.checkpoint, device=args.device, autoencoder=args.autoencoder)
     config = replace(config, sampler=replace_from_flags(loaded.config.sample, args))
     samples = read_samples(args.samples) if args.samples else None
     save = (lambda images: write_samples(args.save_samples, images)) if args.save_samples else None

@@ -74,6 +74,10 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per network call (default: 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument(
+        "--autoencoder",
+        help="latent models: where their autoencoder is now, if it moved (the same weights are required)",
+    )
+    p.add_argument(
         "--precision",
         default="auto",
         choices=("auto", "fp32", "bf16"),
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         return run_cascade(args)
     if not args.checkpoint:
         raise UserError("give a CHECKPOINT (or --cascade BASE SR)")
-    loaded = load_model(args.checkpoint, device=args.device)
+    loaded = load_model(args.checkpoint, device=args.device, autoencoder=args.autoencoder)
     labels, nrow, num = None, args.nrow, args.num
     classes = None
     if args.per_class or args.classes:
