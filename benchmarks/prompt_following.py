@@ -14,7 +14,7 @@ every score; w = 0 ignores the prompt, so it is the measured chance row. Writes
 results/prompt_following.{json,md} and a figure (one column per prompt, one row per w, the real
 emoji last).
 
-    python benchmarks/prompt_following.py CHECKPOINT [--num 200] [--scales 0,1,3,5] [--steps 25]
+    python benchmarks/prompt_following.py CHECKPOINT [--num 200] [--scales 0,1,3,5] [--steps 25] [--name N]
 """
 
 from __future__ import annotations
@@ -73,12 +73,13 @@ def main() -> None:
     p.add_argument("--data", help="built emoji folder (default: the cache)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--name", default="prompt_following", help="results/NAME.{json,md,png}")
     args = p.parse_args()
 
     loaded = load_model(args.checkpoint, device=args.device)
     if not loaded.config.model.context_dim:
         raise SystemExit(f"{args.checkpoint} is not text-conditional")
-    size = loaded.config.model.image_size
+    size = loaded.image_shape[1]  # decoded size for a latent model
     sampler = replace(loaded.config.sample, steps=args.steps)
     root = args.data or default_emoji_dir()
     train_images, train_captions, train_cats = load_emoji(root, size, "train")
@@ -135,7 +136,7 @@ def main() -> None:
     figure_rows.append(torch.cat([r if r is not None else blank for r in real]))
     RESULTS.mkdir(parents=True, exist_ok=True)
     grid = make_image_grid(torch.cat(figure_rows), nrow=len(FIGURE_PROMPTS))
-    save_image(grid, RESULTS / "prompt_following.png", scale=max(1, 64 // size))
+    save_image(grid, RESULTS / f"{args.name}.png", scale=max(1, 64 // size))
 
     s0 = rows[0]["seen"]
     lines = [
@@ -156,14 +157,14 @@ def main() -> None:
         f"| chance | {s0['chance_top1']:.4f} | {s0['chance_topk']:.4f} | {s0['chance_category']:.3f} | "
         f"{rows[0]['heldout']['chance_category']:.3f} | {rows[0]['heldout']['chance_caption_cosine']:.3f} |",
         "",
-        "Figure (`prompt_following.png`): columns "
+        f"Figure (`{args.name}.png`): columns "
         + ", ".join(f"“{c}”" for c in FIGURE_PROMPTS)
         + "; rows w = "
         + ", ".join(args.scales.split(","))
         + ", then the real emoji.",
     ]
     write_results(
-        "prompt_following",
+        args.name,
         {
             "checkpoint": str(loaded.path),
             "sampler": sampler.sampler,

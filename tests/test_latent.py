@@ -242,3 +242,12 @@ def test_text_cross_attention_on_a_latent_model(tmp_path):
     rest = ["--num", "2", "--steps", "4", "--scale", "1", "--nrow", "2", "--no-progress"]
     assert main(["sample", str(run), *prompts, *rest, "--out", str(out)]) == 0
     assert Image.open(out).size == (2 * 16 + 3 * 2, 16 + 2 * 2)
+
+
+def test_info_describes_autoencoders_and_latent_models(runs, capsys):
+    assert main(["info", str(runs / "ae")]) == 0
+    out = capsys.readouterr().out
+    assert "3×64×64 → 3×16×16 (f = 4)" in out and "scale factor" in out
+    assert main(["info", str(runs / "latent"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["autoencoder"]["digest"] == load_autoencoder(runs / "ae").digest

@@ -14,6 +14,7 @@ from ddpm.models import UNetConfig
 from ddpm.models.autoencoder import AutoencoderConfig
 from ddpm.pipelines.latent import LatentConfig, check_latent_sampler, checked_autoencoder, latent_examples
 from ddpm.process import DiffusionConfig
+from ddpm.runtime import set_threads
 from ddpm.samplers import SamplerConfig
 from ddpm.training import TrainConfig, TrainingRun, TrainResult, train
 from ddpm.training.autoencoder_objective import AutoencoderLossConfig
@@ -80,6 +81,7 @@ def run_training(
     :func:`ddpm.training.autoencoder_trainer.train_autoencoder` for train.objective autoencoder)."""
     if config.train.objective == "autoencoder" and config.latent.autoencoder:
         raise UserError("an autoencoder run trains in pixel space; drop latent.autoencoder")
+    set_threads(config.train.num_threads)  # data preparation (encoding latents) shares the budget
     coder = None
     if config.latent.autoencoder:
         if config.data.task != "none":
