@@ -293,6 +293,8 @@ def verdict(arms: dict, coders: dict) -> list[str]:
             continue
         reached = [b for b in arm["budgets"] if b["fid"]["value"] <= final_fid]
         when = f"{reached[0]['training_minutes']:.1f} min" if reached else "not within its budgets"
+        if reached and reached[0] is arm["budgets"][0]:
+            when = f"its first measured budget, {when} (or sooner)"
         speed = pixel["sampling_seconds_per_image"] / arm["sampling_seconds_per_image"]
         lines.append(
             f"{name}: reaches the pixel model's final FID {final_fid:.1f} ({final_minutes:.1f} min) "
