@@ -79,14 +79,21 @@ def test_bundled_configs_all_load():
 
 def test_bundled_image_to_image_configs_are_consistent():
     """Every task configuration feeds the network the channels its task makes, and only cascade SR
-    stages are augmented; the cascade's base makes the SR stage's input size."""
+    stages are augmented; the cascade's base makes the SR stage's input size; latent models see
+    latents f = 2^k times smaller than their data and do not clamp x̂_0."""
     from ddpm.data import condition_channels
 
     for name in bundled_configs():
         c = load_experiment_config(name)
         assert c.model.cond_channels == condition_channels(c.data.task, c.model.in_channels), name
         assert (c.data.cond_augment > 0) == c.model.aug_level, name
-        assert c.data.image_size // c.data.downsample == c.model.image_size, name
+        if c.train.objective == "autoencoder":
+            assert c.autoencoder.image_size == c.data.image_size, name
+        elif c.latent.autoencoder:  # the U-Net sees latents, f = 2^k times smaller than the data
+            factor = c.data.image_size // c.model.image_size
+            assert factor > 1 and factor & (factor - 1) == 0 and not c.sample.clip_x0, name
+        else:
+            assert c.data.image_size // c.data.downsample == c.model.image_size, name
     base = load_experiment_config("fashion-mnist-base16")
     sr = load_experiment_config("fashion-mnist-cascade-sr")
     assert base.model.image_size * int(sr.data.task[-1]) == sr.model.image_size

@@ -251,3 +251,12 @@ def test_info_describes_autoencoders_and_latent_models(runs, capsys):
     assert main(["info", str(runs / "latent"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["autoencoder"]["digest"] == load_autoencoder(runs / "ae").digest
+
+
+def test_the_pretrained_faces64_samples_decoded_faces(tmp_path):
+    loaded = load_model("faces64")
+    assert loaded.image_shape == (3, 64, 64) and loaded.autoencoder.source == "faces64-autoencoder"
+    assert loaded.autoencoder.digest == loaded.meta["autoencoder"]["digest"]
+    out = tmp_path / "faces.png"
+    assert main(["sample", "faces64", "--num", "4", "--steps", "5", "--scale", "1", "--out", str(out)]) == 0
+    assert Image.open(out).size == (2 * 64 + 3 * 2, 2 * 64 + 3 * 2)
