@@ -23,7 +23,6 @@ from ddpm.checkpoints import (
     read_meta,
     read_tensors,
 )
-from ddpm.configuration import diff, merge
 from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image, to_model_range
@@ -44,11 +43,10 @@ from ddpm.training.batches import batch_indices
 from ddpm.training.config import TrainConfig, learning_rate
 from ddpm.training.distributed import topology_from_env
 from ddpm.training.interrupts import StopRequest
-from ddpm.training.resume_state import ResumeState, read_resume_state
+from ddpm.training.resume_state import ResumeState, check_resumable, read_resume_state
 from ddpm.training.run import TrainResult
 from ddpm.training.run_log import RunLog
 
-RESUMABLE_SECTIONS = ("train", "sample")
 SCALE_IMAGES = 1024  # training images whose latents set the scale factor
 SCALE_SEED = 12345
 
@@ -159,20 +157,9 @@ class _AutoencoderLoop:
         meta = read_meta(path)
         earlier = [p for p in self.checkpoints.complete() if p.name < path.name]
         state = read_resume_state(path, meta, earlier)
-        saved = merge(self.spec.config_defaults, meta.get("config", {}))
-        mine = {k: v for k, v in self.spec.full_config.items() if k not in RESUMABLE_SECTIONS}
-        theirs = {k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS}
-        changed = diff(mine, theirs)
-        if changed:
-            raise UserError(
-                f"cannot resume {path}: its configuration differs in {', '.join(changed)}; "
-                "use the run's own config (omit --config) or start a new run"
-            )
-        if state.step >= self.tc.steps:
-            raise UserError(
-                f"the run in {self.out} is already at step {state.step}, so train.steps {self.tc.steps} "
-                f"leaves nothing to train; give --train.steps above {state.step} to continue it"
-            )
+        check_resumable(
+            path, meta, self.spec.full_config, self.spec.config_defaults, state, self.tc.steps, self.out
+        )
         groups = {
             "model": state.param_groups,
             "discriminator": meta.get("state", {}).get("disc_param_groups"),

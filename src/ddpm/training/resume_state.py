@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ddpm.checkpoints import META_FILE, decode_bytes, encode_bytes
+from ddpm.configuration import diff, merge
 from ddpm.errors import UserError
 
 
@@ -81,3 +82,34 @@ def read_resume_state(path: Path, meta: dict, earlier: list[Path]) -> ResumeStat
         else:
             todo = "no earlier checkpoint exists; start a new run with another --out"
         raise UserError(f"{path / META_FILE} is damaged ({err}); {todo}") from None
+
+
+RESUMABLE_SECTIONS = ("train", "sample")  # what a resumed run may change
+
+
+def check_resumable(
+    path: Path,
+    meta: dict,
+    full_config: dict,
+    config_defaults: dict,
+    state: ResumeState,
+    steps: int,
+    out: Path,
+) -> ResumeState:
+    """The checks every loop makes before resuming from checkpoint ``path``: its configuration
+    (outside [train] and [sample]) is this run's, and ``steps`` leaves something to train."""
+    saved = merge(config_defaults, meta.get("config", {}))
+    mine = {k: v for k, v in full_config.items() if k not in RESUMABLE_SECTIONS}
+    theirs = {k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS}
+    changed = diff(mine, theirs)
+    if changed:
+        raise UserError(
+            f"cannot resume {path}: its configuration differs in {', '.join(changed)}; "
+            "use the run's own config (omit --config) or start a new run"
+        )
+    if state.step >= steps:
+        raise UserError(
+            f"the run in {out} is already at step {state.step}, so train.steps {steps} "
+            f"leaves nothing to train; give --train.steps above {state.step} to continue it"
+        )
+    return state

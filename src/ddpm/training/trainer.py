@@ -18,7 +18,6 @@ from ddpm.checkpoints import (
     read_meta,
     read_tensors,
 )
-from ddpm.configuration import diff, merge
 from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image
@@ -44,11 +43,10 @@ from ddpm.training.examples import PixelExamples
 from ddpm.training.interrupts import StopRequest
 from ddpm.training.objective import denoising_loss, regression_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
-from ddpm.training.resume_state import ResumeState, read_resume_state
+from ddpm.training.resume_state import ResumeState, check_resumable, read_resume_state
 from ddpm.training.run import TrainingRun, TrainResult
 from ddpm.training.run_log import RunLog
 
-RESUMABLE_SECTIONS = ("train", "sample")
 TIME_LIMIT, INTERRUPTED = 1, 2  # why the loop stops early
 
 
@@ -212,15 +210,9 @@ class _Loop:
         meta = read_meta(path)
         earlier = [p for p in self.checkpoints.complete() if p.name < path.name]
         state = read_resume_state(path, meta, earlier)
-        saved = merge(self.spec.config_defaults, meta.get("config", {}))
-        mine = {k: v for k, v in self.spec.full_config.items() if k not in RESUMABLE_SECTIONS}
-        theirs = {k: v for k, v in saved.items() if k not in RESUMABLE_SECTIONS}
-        changed = diff(mine, theirs)
-        if changed:
-            raise UserError(
-                f"cannot resume {path}: its configuration differs in {', '.join(changed)}; "
-                "use the run's own config (omit --config) or start a new run"
-            )
+        check_resumable(
+            path, meta, self.spec.full_config, self.spec.config_defaults, state, self.tc.steps, self.out
+        )
         mine_ae = (self.spec.metadata.get("autoencoder") or {}).get("digest")
         theirs_ae = (meta.get("autoencoder") or {}).get("digest")
         if mine_ae != theirs_ae:
@@ -228,11 +220,6 @@ class _Loop:
                 f"cannot resume {path}: it was trained on the latents of another autoencoder "
                 f"(digest {str(theirs_ae)[:12]}, this one {str(mine_ae)[:12]}); give the run's own "
                 "--latent.autoencoder or start a new run"
-            )
-        if state.step >= self.tc.steps:
-            raise UserError(
-                f"the run in {self.out} is already at step {state.step}, so train.steps {self.tc.steps} "
-                f"leaves nothing to train; give --train.steps above {state.step} to continue it"
             )
         try:
             self.model.load_state_dict(read_tensors(path, "model"))
