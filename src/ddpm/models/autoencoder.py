@@ -101,19 +101,9 @@ class _ResBlock(nn.Module):
 def _middle(ch: int, config: AutoencoderConfig) -> nn.Sequential:
     layers = [_ResBlock(ch, ch, config.norm_groups)]
     if config.mid_attention:
-        layers.append(_SelfAttention(ch, config.norm_groups))
+        layers.append(Attention(ch, ch, config.norm_groups))  # one head, no context: self-attention
     layers.append(_ResBlock(ch, ch, config.norm_groups))
     return nn.Sequential(*layers)
-
-
-class _SelfAttention(Attention):
-    """One-head self-attention over the pixels (the U-Net's block, without a context)."""
-
-    def __init__(self, channels: int, groups: int):
-        super().__init__(channels, channels, groups)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return super().forward(x)
 
 
 class Encoder(nn.Module):
