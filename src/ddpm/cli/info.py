@@ -8,9 +8,11 @@ import json
 from ddpm.checkpoints import read_meta
 from ddpm.configuration import to_dict
 from ddpm.models import count_parameters
+from ddpm.models.unet_features import block_channels
 from ddpm.pipelines import load_model
 from ddpm.pipelines.autoencoders import is_autoencoder, load_autoencoder
 from ddpm.pipelines.locate import resolve_checkpoint
+from ddpm.pipelines.segmentation import HEAD_FOLDER, HEAD_TYPE, is_segmentation_head, load_segmentation_head
 
 
 def add_parser(sub) -> None:
@@ -57,9 +59,40 @@ def describe_autoencoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_head(args: argparse.Namespace) -> int:
+    head = load_segmentation_head(resolve_checkpoint(args.checkpoint))
+    test = head.metrics.get("test") or {}
+    report = {
+        "path": str(head.path),
+        "kind": HEAD_TYPE,
+        "diffusion_model": {"source": head.model_source, "digest": head.model_digest},
+        "features": to_dict(head.spec),
+        "head": to_dict(head.classifier.config),
+        "parts": list(head.parts),
+        "metrics": head.metrics,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"checkpoint   {report['path']} (segmentation head)")
+    print(f"model        features of {head.model_source} (digest {head.model_digest[:12]})")
+    s, c = head.spec, head.classifier.config
+    print(f"features     t = {list(s.timesteps)}, blocks {', '.join(s.blocks)}, {c.in_features} per pixel")
+    print(
+        f"head         {c.members} MLPs {list(c.hidden)} → {len(head.parts)} parts: {', '.join(head.parts)}"
+    )
+    if test:
+        faces, labelled = test.get("faces", "?"), head.metrics.get("labelled")
+        print(f"held out     mIoU {test['miou']:.3f} on {faces} faces; trained on {labelled} labelled faces")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    if is_autoencoder(read_meta(resolve_checkpoint(args.checkpoint))):
+    meta = read_meta(resolve_checkpoint(args.checkpoint))
+    if is_autoencoder(meta):
         return describe_autoencoder(args)
+    if is_segmentation_head(meta):
+        return describe_head(args)
     loaded = load_model(args.checkpoint, device="cpu")
     state = loaded.meta.get("state", {})
     report = {
@@ -74,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     }
     if loaded.autoencoder is not None:
         report["autoencoder"] = loaded.autoencoder.identity()
+    blocks = block_channels(loaded.model)
+    report["feature_blocks"] = {n: {"channels": ch, "resolution": res} for n, (ch, res) in blocks.items()}
+    own_head = loaded.path / HEAD_FOLDER
+    report["segmentation_head"] = str(own_head) if (own_head / "checkpoint.json").is_file() else None
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -101,5 +138,10 @@ def run(args: argparse.Namespace) -> int:
             f"scale {ae.scale_factor:.5f}) to {'×'.join(map(str, loaded.image_shape))}"
         )
     steps = c.sample.steps or c.diffusion.num_timesteps
+    print(
+        "blocks       " + ", ".join(f"{n} {ch}@{res}" for n, (ch, res) in blocks.items()) + " (channels@size)"
+    )
+    if report["segmentation_head"]:
+        print(f"segmentation head {report['segmentation_head']} ('ddpm segment {args.checkpoint} --input …')")
     print(f"sampler      {c.sample.sampler}, {steps} steps ({c.sample.spacing}), clip x̂_0 {c.sample.clip_x0}")
     return 0

@@ -131,6 +131,11 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
+    def feature_blocks(self) -> dict[str, nn.Module]:
+        """The ResNet blocks and the middle, named ``enc0 …`` by position: layers whose outputs
+        can serve as per-pixel features."""
+        return {f"enc{i}": m for i, m in enumerate(self.layers) if isinstance(m, (_ResBlock, nn.Sequential))}
+
 
 class Decoder(nn.Module):
     """z (B, c, H/f, W/f) → x̂ (B, C, H, W), the encoder mirrored (one more ResNet block per level)."""

@@ -89,6 +89,11 @@ def load_model(
             f"{name_or_path} is an autoencoder, not a diffusion model; sample from a latent model "
             "trained on it (ddpm train --config faces64-latent --latent.autoencoder ...)"
         )
+    if meta.get("model_type") == "segmentation-head":
+        raise UserError(
+            f"{name_or_path} is a segmentation head, not a diffusion model; use it with "
+            f"'ddpm segment {name_or_path} --input IMAGE --out parts.png'"
+        )
     if "config" not in meta:
         raise UserError(f"checkpoint {path} lacks its configuration; it cannot be loaded")
     config = from_dict(ExperimentConfig, meta["config"])

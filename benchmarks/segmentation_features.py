@@ -1,0 +1,227 @@
+"""Segmentation of the faces' parts from diffusion features with few labelled images, against
+baselines in the same run (the seed's "diffusion for segmentation"; Baranchuk et al. 2022).
+
+Every arm sees the same N labelled training faces (nested prefixes of one seeded draw from the
+train split, so N = 5 ⊂ 10 ⊂ 20 …) and is scored on the same held-out faces (the test split,
+never seen by the diffusion models either) by mIoU over the 11 parts:
+
+- ``diffusion``: the trained model's U-Net features (default :class:`FeatureSpec`: t = 50, 150, 250;
+  decoder blocks dec2–dec5) → ensemble of 3 MLPs;
+- ``random``: the same pipeline on the same architecture with random weights;
+- ``pixels``: the MLP ensemble on raw pixels (5×5 colour neighbourhood + position);
+- ``supervised``: the U-Net architecture trained from scratch on the N images, flips and crops;
+- ``autoencoder`` (64 px): the MLP ensemble on the latent model's autoencoder's encoder features.
+
+``heatmap`` scores single (timestep, block) features at N = 20 on 100 validation faces from the
+train split (not the test split), as the anchor's Figure 2 does.
+
+    python benchmarks/segmentation_features.py sweep --size 32 --out runs/seg32
+    python benchmarks/segmentation_features.py sweep --size 64 --out runs/seg64
+    python benchmarks/segmentation_features.py heatmap --size 32
+    python benchmarks/segmentation_features.py figure --run runs/seg32
+    python benchmarks/segmentation_features.py report
+
+``sweep`` and ``heatmap`` write results/segmentation_features/*.json as they go (arms can run in
+parallel, one thread each); ``report`` gathers them into results/segmentation_features.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from common import RESULTS
+
+from ddpm.data.faces import PARTS, default_faces_dir, load_faces
+from ddpm.eval.segmentation import confusion_matrix, segmentation_report
+from ddpm.imaging import to_model_range
+from ddpm.models import UNet
+from ddpm.models.segmentation_head import PixelHeadConfig
+from ddpm.models.unet_features import diffusion_features, unet_blocks
+from ddpm.pipelines import load_model
+from ddpm.pipelines.experiment import load_experiment_config
+from ddpm.pipelines.segmentation import (
+    FeatureSpec,
+    SegmentationHead,
+    diffusion_feature_fn,
+    encoder_feature_fn,
+    fit_pixel_segmenter,
+    model_identity,
+    pixel_table,
+    predict_parts,
+    raw_pixel_features,
+)
+from ddpm.training.segmentation import (
+    PixelTrainConfig,
+    SupervisedConfig,
+    segment_with_unet,
+    train_pixel_classifier,
+    train_supervised_unet,
+)
+
+PARTS_DIR = RESULTS / "segmentation_features"
+MODELS = {32: "faces", 64: "faces64"}
+SUPERVISED_ARCH = {32: "faces", 64: "faces64-pixel"}
+K = len(PARTS)
+
+
+def faces(size: int, pool: int = 200, val: int = 100, test: int = 300, seed: int = 0):
+    """(labelled pool, validation, test) as (images in [−1, 1], labels) pairs."""
+    images, labels, _ = load_faces(default_faces_dir(), size, "train")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+
+    def pick(imgs, labs, idx):
+        return to_model_range(torch.from_numpy(imgs[idx]).permute(0, 3, 1, 2)), torch.from_numpy(
+            labs[idx]
+        ).long()
+
+    t_images, t_labels, _ = load_faces(default_faces_dir(), size, "test")
+    return (
+        pick(images, labels, order[:pool].numpy()),
+        pick(images, labels, order[pool : pool + val].numpy()),
+        pick(t_images, t_labels, slice(0, test)),
+    )
+
+
+def score(pred: torch.Tensor, labels: torch.Tensor) -> dict:
+    return segmentation_report(confusion_matrix(pred, labels, K), PARTS)
+
+
+def save_part(name: str, entry: dict) -> None:
+    PARTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = PARTS_DIR / f"{name}.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"entries": []}
+    data["entries"] = [e for e in data["entries"] if (e["arm"], e["n"]) != (entry["arm"], entry["n"])]
+    data["entries"].append(entry)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def random_like(unet: UNet, seed: int = 0) -> UNet:
+    torch.manual_seed(seed)
+    return UNet(unet.config).eval().requires_grad_(False)
+
+
+def sweep(args) -> None:
+    torch.set_num_threads(args.threads)
+    (px, py), _, (tx, ty) = faces(args.size, test=args.test)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = load_model(MODELS[args.size], device="cpu")
+    spec = FeatureSpec(blocks=("dec2", "dec3", "dec4", "dec5"))
+    coder = loaded.autoencoder
+    fns = {
+        "diffusion": diffusion_feature_fn(loaded.model, loaded.schedule, spec, coder),
+        "random": diffusion_feature_fn(random_like(loaded.model), loaded.schedule, spec, coder),
+        "pixels": raw_pixel_features(),
+    }
+    if coder is not None:
+        fns["autoencoder"] = encoder_feature_fn(coder)
+    train = PixelTrainConfig(steps=args.mlp_steps)
+    for n in [int(v) for v in args.ns.split(",")]:
+        x, y = px[:n], py[:n]
+        for arm in args.arms.split(","):
+            if arm not in fns and arm != "supervised":
+                continue
+            start = time.perf_counter()
+            if arm == "supervised":
+                arch = load_experiment_config(SUPERVISED_ARCH[args.size]).model
+                net = train_supervised_unet(x, y, arch, K, SupervisedConfig(steps=args.supervised_steps))
+                trained = time.perf_counter() - start
+                pred = segment_with_unet(net, tx)
+                if n == 20:
+                    from safetensors.torch import save_file
+
+                    save_file(net.state_dict(), str(out / "supervised-20.safetensors"))
+            else:
+                clf = fit_pixel_segmenter(fns[arm], x, y, K, train=train)
+                trained = time.perf_counter() - start
+                pred = predict_parts(fns[arm], clf, tx)
+                if arm == "diffusion" and n == 20:
+                    source, digest = model_identity(loaded, MODELS[args.size])
+                    SegmentationHead(
+                        classifier=clf,
+                        spec=spec,
+                        parts=PARTS,
+                        model_source=source,
+                        model_digest=digest,
+                        metrics={"test_miou": score(pred, ty)["miou"], "labelled": n},
+                    ).save(out / "head-20")
+            entry = {"arm": arm + args.tag, "n": n, "train_seconds": trained, **score(pred, ty)}
+            save_part(f"sweep-{args.size}", entry)
+            print(f"{args.size}px N={n:3d} {arm:12s} mIoU {entry['miou']:.3f} ({trained:.0f} s)", flush=True)
+
+
+def heatmap(args) -> None:
+    torch.set_num_threads(args.threads)
+    (px, py), (vx, vy), _ = faces(args.size)
+    x, y = px[: args.n], py[: args.n]
+    loaded = load_model(MODELS[args.size], device="cpu")
+    coder = loaded.autoencoder
+    names = list(unet_blocks(loaded.model))
+    train = PixelTrainConfig(steps=args.mlp_steps)
+    rows = []
+    for t in [int(v) for v in args.timesteps.split(",")]:
+
+        def feats(images, t=t):
+            z = images
+            if coder is not None:
+                with torch.no_grad():
+                    z = coder.model.encode(images).mean * coder.scale_factor
+            return diffusion_features(loaded.model, z, loaded.schedule, [t], names, size=args.size, chunk=32)
+
+        ftrain, fval = feats(x), feats(vx)
+        offset = 0
+        for name, channels in zip(names, _channels(loaded.model, names), strict=True):
+            cols = slice(offset, offset + channels)
+            offset += channels
+            xs, ys = pixel_table(ftrain[:, cols], y)
+            head = PixelHeadConfig(in_features=channels, num_classes=K, hidden=(128, 64), members=1)
+            clf = train_pixel_classifier(xs, ys, head, train, progress=False)
+            pred = clf.probabilities(pixel_table(fval[:, cols], vy)[0]).argmax(-1).reshape(vy.shape)
+            miou = score(pred, vy)["miou"]
+            rows.append({"t": t, "block": name, "miou": miou})
+            print(f"{args.size}px t={t:4d} {name:6s} mIoU {miou:.3f}", flush=True)
+    PARTS_DIR.mkdir(parents=True, exist_ok=True)
+    (PARTS_DIR / f"heatmap-{args.size}.json").write_text(
+        json.dumps({"n": args.n, "validation": len(vx), "mlp_steps": args.mlp_steps, "cells": rows}, indent=2)
+        + "\n"
+    )
+
+
+def _channels(unet: UNet, names: list[str]) -> list[int]:
+    from ddpm.models.unet_features import block_channels
+
+    shapes = block_channels(unet)
+    return [shapes[n][0] for n in names]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sweep")
+    p.add_argument("--size", type=int, choices=(32, 64), required=True)
+    p.add_argument("--out", required=True, help="folder for the N = 20 head and supervised U-Net")
+    p.add_argument("--ns", default="5,10,20,50,200")
+    p.add_argument("--arms", default="diffusion,random,pixels,autoencoder,supervised")
+    p.add_argument("--test", type=int, default=300)
+    p.add_argument("--mlp-steps", type=int, default=1000)
+    p.add_argument("--supervised-steps", type=int, default=1500)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tag", default="", help="suffix of the arm names in the results (a variant)")
+    p.set_defaults(run=sweep)
+    p = sub.add_parser("heatmap")
+    p.add_argument("--size", type=int, choices=(32, 64), required=True)
+    p.add_argument("--n", type=int, default=20)
+    p.add_argument("--timesteps", default="0,50,150,250,500,750")
+    p.add_argument("--mlp-steps", type=int, default=400)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=heatmap)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
