@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import RESULTS
+from common import RESULTS, write_results
 
 from ddpm.data.faces import PARTS, default_faces_dir, load_faces
 from ddpm.eval.segmentation import confusion_matrix, segmentation_report
@@ -191,6 +191,184 @@ def heatmap(args) -> None:
     )
 
 
+def figure(args) -> None:
+    """README figure: held-out faces (image, truth, diffusion features, supervised U-Net) and faces
+    the model drew itself (no truth), at N = 20 labelled faces."""
+    from PIL import Image, ImageDraw, ImageFont
+    from safetensors.torch import load_file
+
+    from ddpm.pipelines import generate
+    from ddpm.pipelines.part_maps import colour_parts
+    from ddpm.pipelines.segmentation import load_segmenter
+    from ddpm.training.segmentation import segmentation_unet
+
+    torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    size = args.size
+    segmenter = load_segmenter(MODELS[size], run / "head-20", device="cpu")
+    arch = load_experiment_config(SUPERVISED_ARCH[size]).model
+    net = segmentation_unet(arch, K, 0.0)
+    net.load_state_dict(load_file(str(run / "supervised-20.safetensors")))
+    _, _, (tx, ty) = faces(size, test=args.held_out)
+    drawn = generate(segmenter.loaded, args.generated, seed=args.seed, progress=False).images
+    images = torch.cat([tx[: args.held_out], drawn])
+    diffusion = segmenter(images)
+    supervised = segment_with_unet(net, images)
+
+    scale, pad, top = args.scale, 4, 18
+    tile = size * scale
+    columns = ["image", "ground truth", "diffusion features", "supervised U-Net"]
+    rows = len(images)
+    canvas = Image.new("RGB", (4 * tile + 5 * pad, top + rows * (tile + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for j, title in enumerate(columns):
+        draw.text((pad + j * (tile + pad), 4), title, fill=(0, 0, 0), font=font)
+    for i in range(rows):
+        rgb = ((images[i].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        truth = colour_parts(ty[i], K) if i < args.held_out else None
+        tiles = [rgb, truth, colour_parts(diffusion[i], K), colour_parts(supervised[i], K)]
+        for j, arr in enumerate(tiles):
+            x, y = pad + j * (tile + pad), top + i * (tile + pad)
+            if arr is None:
+                draw.rectangle([x, y, x + tile - 1, y + tile - 1], fill=(235, 235, 235))
+                draw.text((x + 6, y + tile // 2 - 6), "(drawn by the model)", fill=(90, 90, 90), font=font)
+                continue
+            canvas.paste(Image.fromarray(arr).resize((tile, tile), Image.NEAREST), (x, y))
+    from ddpm.pipelines.part_maps import with_legend
+
+    out = with_legend(canvas, PARTS)
+    out.save(args.out)
+    print(f"wrote {args.out}")
+
+
+ARMS = ("diffusion", "random", "supervised", "pixels", "autoencoder")
+ARM_LABELS = {
+    "diffusion": "diffusion features",
+    "random": "random-weight U-Net features",
+    "supervised": "supervised U-Net (from scratch)",
+    "pixels": "raw pixels (5×5 + position)",
+    "autoencoder": "autoencoder encoder features",
+}
+
+
+def _load(name: str) -> dict | None:
+    path = PARTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _crossing(by_n_a: dict, by_n_b: dict) -> str:
+    """Where arm b catches up with arm a as N grows (or that it does not within the sweep)."""
+    ns = sorted(set(by_n_a) & set(by_n_b))
+    ahead = [n for n in ns if by_n_b[n] >= by_n_a[n]]
+    return f"from N = {ahead[0]}" if ahead else f"not within N ≤ {ns[-1]}" if ns else "—"
+
+
+def report(args) -> None:
+    result: dict = {"sweeps": {}, "heatmaps": {}}
+    md = ["# Segmentation from diffusion features: faces parts, mIoU on held-out faces", ""]
+    for size in (32, 64):
+        data = _load(f"sweep-{size}")
+        if not data:
+            continue
+        entries = data["entries"]
+        result["sweeps"][size] = entries
+        table: dict[str, dict[int, float]] = {}
+        for e in entries:
+            table.setdefault(e["arm"], {})[e["n"]] = e["miou"]
+        ns = sorted({e["n"] for e in entries})
+        md += [
+            f"## {size}×{size} (`{MODELS[size]}`)",
+            "",
+            "| features | " + " | ".join(f"N = {n}" for n in ns) + " |",
+        ]
+        md.append("|---|" + "---|" * len(ns))
+        for arm in sorted(table, key=lambda a: (ARMS.index(a.split("-")[0]), a)):
+            label = ARM_LABELS.get(arm, arm.split("-")[0]) + (
+                f" ({arm.split('-', 1)[1]})" if "-" in arm else ""
+            )
+            md.append(
+                f"| {label} | "
+                + " | ".join(f"{100 * table[arm][n]:.1f}" if n in table[arm] else "" for n in ns)
+                + " |"
+            )
+        md.append("")
+        if "diffusion" in table and "supervised" in table:
+            where = _crossing(table["diffusion"], table["supervised"])
+            md.append(f"- supervised U-Net catches up with diffusion features: {where}")
+        if 20 in table.get("diffusion", {}):
+            d = table["diffusion"][20]
+            for arm in ("supervised", "random"):
+                if 20 in table.get(arm, {}):
+                    md.append(
+                        f"- at N = 20: diffusion − {arm} = {100 * (d - table[arm][20]):+.1f} mIoU points"
+                    )
+        at20 = [e for e in entries if e["n"] == 20 and e["arm"] in ("diffusion", "supervised")]
+        if at20:
+            md += ["", "Per-part IoU at N = 20:", "", "| part | " + " | ".join(e["arm"] for e in at20) + " |"]
+            md.append("|---|" + "---|" * len(at20))
+            for part in PARTS:
+                cells = [e["iou"].get(part) for e in at20]
+                md.append(
+                    f"| {part} | " + " | ".join("—" if c is None else f"{100 * c:.1f}" for c in cells) + " |"
+                )
+        md.append("")
+    for size in (32, 64):
+        heat = _load(f"heatmap-{size}")
+        if not heat:
+            continue
+        result["heatmaps"][size] = heat
+        best = sorted(heat["cells"], key=lambda c: -c["miou"])[:5]
+        md.append(
+            f"Heatmap {size}×{size} (N = {heat['n']}, {heat['validation']} validation faces): best single "
+            + ", ".join(f"{c['block']}@t={c['t']} {100 * c['miou']:.1f}" for c in best)
+        )
+        md.append("")
+    path = write_results("segmentation_features", result, md)
+    _plot(result, path.with_suffix(".png"))
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweeps, heats = result["sweeps"], result["heatmaps"]
+    panels = len(sweeps) + len(heats)
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
+    ax_iter = iter(axes[0])
+    for size, entries in sweeps.items():
+        ax = next(ax_iter)
+        for arm in ARMS:
+            pts = sorted((e["n"], e["miou"]) for e in entries if e["arm"] == arm)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=ARM_LABELS[arm])
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training faces N")
+        ax.set_ylabel("mIoU (held-out faces)")
+        ax.set_title(f"faces {size}×{size}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for size, heat in heats.items():
+        ax = next(ax_iter)
+        ts = sorted({c["t"] for c in heat["cells"]})
+        blocks = list(dict.fromkeys(c["block"] for c in heat["cells"]))
+        grid = [
+            [next(c["miou"] for c in heat["cells"] if c["t"] == t and c["block"] == b) for b in blocks]
+            for t in ts
+        ]
+        im = ax.imshow(grid, aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(blocks)), blocks, rotation=60, fontsize=7)
+        ax.set_yticks(range(len(ts)), ts)
+        ax.set_ylabel("timestep t")
+        ax.set_title(f"one block, one t: mIoU ({size}×{size}, N = {heat['n']})")
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def _channels(unet: UNet, names: list[str]) -> list[int]:
     from ddpm.models.unet_features import block_channels
 
@@ -219,6 +397,18 @@ def main() -> None:
     p.add_argument("--mlp-steps", type=int, default=400)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(run=heatmap)
+    p = sub.add_parser("report")
+    p.set_defaults(run=report)
+    p = sub.add_parser("figure")
+    p.add_argument("--run", required=True, help="folder of a sweep (its head-20 and supervised-20)")
+    p.add_argument("--size", type=int, choices=(32, 64), default=32)
+    p.add_argument("--held-out", type=int, default=5)
+    p.add_argument("--generated", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--out", default=str(Path(__file__).parent.parent / "docs/images/segmentation-faces.png"))
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=figure)
     args = parser.parse_args()
     args.run(args)
 

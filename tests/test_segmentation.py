@@ -298,3 +298,51 @@ def test_model_feature_fn_refuses_conditional_models():
     loaded = LoadedModel(model=None, config=config, schedule=None, meta={}, path=None)
     with pytest.raises(UserError, match="unconditional"):
         model_feature_fn(loaded, FeatureSpec())
+
+
+def tiny_autoencoder():
+    from ddpm.models.autoencoder import Autoencoder, AutoencoderConfig
+    from ddpm.pipelines.autoencoders import LoadedAutoencoder
+
+    config = AutoencoderConfig(
+        image_size=32, latent_channels=3, base_channels=8, channel_mult=(1, 2), norm_groups=4
+    )
+    torch.manual_seed(0)
+    model = Autoencoder(config).eval()
+    return LoadedAutoencoder(
+        model=model, config=config, scale_factor=0.5, digest="", source="tiny", meta={}, path=None
+    )
+
+
+def test_latent_features_come_from_the_scaled_posterior_mean_at_image_size():
+    from ddpm.pipelines.segmentation import diffusion_feature_fn
+
+    coder = tiny_autoencoder()
+    unet = tiny_unet()  # works on 3×16×16 latents of 32×32 images
+    schedule = make_schedule(DiffusionConfig())
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    spec = FeatureSpec(timesteps=(20,), blocks=("dec3",))
+    feats = diffusion_feature_fn(unet, schedule, spec, coder)(images)
+    assert feats.shape == (2, 8, 32, 32)
+    with torch.no_grad():
+        z = coder.model.encode(images).mean * 0.5
+    by_hand = diffusion_features(unet, z, schedule, [20], ["dec3"], size=32)
+    torch.testing.assert_close(feats, by_hand)
+
+
+def test_autoencoder_encoder_features_cover_every_block():
+    from ddpm.pipelines.segmentation import encoder_feature_fn
+
+    coder = tiny_autoencoder()
+    blocks = coder.model.encoder.feature_blocks()
+    assert len(blocks) == 3  # a ResNet block per level and the middle
+    feats = encoder_feature_fn(coder)(torch.zeros(2, 3, 32, 32))
+    assert feats.shape == (2, 8 + 16 + 16, 32, 32)
+
+
+def test_default_blocks_are_the_middle_decoder_resolutions():
+    from ddpm.models.unet_features import default_blocks
+
+    assert default_blocks(tiny_unet()) == ("dec0", "dec1", "dec2", "dec3")  # two resolutions: all
+    deeper = UNet(replace(TINY, image_size=32, channel_mult=(1, 2, 2, 2)))
+    assert default_blocks(deeper) == ("dec2", "dec3", "dec4", "dec5")  # 8 and 16 of 4 … 32
