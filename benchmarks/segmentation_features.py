@@ -106,7 +106,7 @@ def random_like(unet: UNet, seed: int = 0) -> UNet:
 
 def sweep(args) -> None:
     torch.set_num_threads(args.threads)
-    (px, py), _, (tx, ty) = faces(args.size, test=args.test)
+    (px, py), _, (tx, ty) = faces(args.size, test=args.test, seed=args.pool_seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     loaded = load_model(MODELS[args.size], device="cpu")
@@ -119,7 +119,7 @@ def sweep(args) -> None:
     }
     if coder is not None:
         fns["autoencoder"] = encoder_feature_fn(coder)
-    train = PixelTrainConfig(steps=args.mlp_steps)
+    train = PixelTrainConfig(steps=args.mlp_steps, balanced=args.balanced)
     for n in [int(v) for v in args.ns.split(",")]:
         x, y = px[:n], py[:n]
         for arm in args.arms.split(","):
@@ -131,7 +131,7 @@ def sweep(args) -> None:
                 net = train_supervised_unet(x, y, arch, K, SupervisedConfig(steps=args.supervised_steps))
                 trained = time.perf_counter() - start
                 pred = segment_with_unet(net, tx)
-                if n == 20:
+                if n == 20 and not args.tag:
                     from safetensors.torch import save_file
 
                     save_file(net.state_dict(), str(out / "supervised-20.safetensors"))
@@ -139,7 +139,7 @@ def sweep(args) -> None:
                 clf = fit_pixel_segmenter(fns[arm], x, y, K, train=train)
                 trained = time.perf_counter() - start
                 pred = predict_parts(fns[arm], clf, tx)
-                if arm == "diffusion" and n == 20:
+                if arm == "diffusion" and n == 20 and not args.tag:
                     source, digest = model_identity(loaded, MODELS[args.size])
                     SegmentationHead(
                         classifier=clf,
@@ -389,6 +389,8 @@ def main() -> None:
     p.add_argument("--supervised-steps", type=int, default=1500)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default="", help="suffix of the arm names in the results (a variant)")
+    p.add_argument("--pool-seed", type=int, default=0, help="seed of the draw of labelled faces")
+    p.add_argument("--balanced", action="store_true", help="class-balanced cross-entropy for the MLPs")
     p.set_defaults(run=sweep)
     p = sub.add_parser("heatmap")
     p.add_argument("--size", type=int, choices=(32, 64), required=True)

@@ -346,3 +346,19 @@ def test_default_blocks_are_the_middle_decoder_resolutions():
     assert default_blocks(tiny_unet()) == ("dec0", "dec1", "dec2", "dec3")  # two resolutions: all
     deeper = UNet(replace(TINY, image_size=32, channel_mult=(1, 2, 2, 2)))
     assert default_blocks(deeper) == ("dec2", "dec3", "dec4", "dec5")  # 8 and 16 of 4 … 32
+
+
+def test_the_pretrained_faces_head_segments_a_face_the_model_draws(tmp_path):
+    from ddpm.pipelines import generate
+    from ddpm.pipelines.segmentation import load_segmenter
+    from ddpm.samplers import SamplerConfig
+
+    segmenter = load_segmenter("faces", device="cpu")  # checks the head's digest against the weights
+    assert segmenter.head.parts[:3] == ("background", "skin", "eyes")
+    face = generate(segmenter.loaded, 2, seed=0, sampler=SamplerConfig(sampler="ddim", steps=20), progress=False)
+    parts = segmenter(face.images)
+    for labels in parts:
+        counts = torch.bincount(labels.reshape(-1), minlength=11)
+        assert counts[1] > 50  # skin
+        assert (counts > 0).sum() >= 4  # a face has several parts
+        assert labels[0, 0] in (0, 8, 6)  # a corner is background, clothes or hair
