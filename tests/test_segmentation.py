@@ -355,7 +355,9 @@ def test_the_pretrained_faces_head_segments_a_face_the_model_draws(tmp_path):
 
     segmenter = load_segmenter("faces", device="cpu")  # checks the head's digest against the weights
     assert segmenter.head.parts[:3] == ("background", "skin", "eyes")
-    face = generate(segmenter.loaded, 2, seed=0, sampler=SamplerConfig(sampler="ddim", steps=20), progress=False)
+    face = generate(
+        segmenter.loaded, 2, seed=0, sampler=SamplerConfig(sampler="ddim", steps=20), progress=False
+    )
     parts = segmenter(face.images)
     for labels in parts:
         counts = torch.bincount(labels.reshape(-1), minlength=11)
