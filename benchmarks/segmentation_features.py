@@ -264,6 +264,39 @@ def _crossing(by_n_a: dict, by_n_b: dict) -> str:
     return f"from N = {ahead[0]}" if ahead else f"not within N ≤ {ns[-1]}" if ns else "—"
 
 
+def _draws_summary(table: dict[str, dict[int, float]]) -> list[str]:
+    """N = 20 over the seeded draws of labelled faces: each arm's mean (range), and the paired
+    differences of diffusion features against each baseline."""
+    suffixes = [""] + sorted({a.split("-seed")[1] for a in table if "-seed" in a}, key=int)
+    if len(suffixes) < 2:
+        return []
+    per_draw = {
+        base: [table.get(base + (f"-seed{s}" if s else ""), {}).get(20) for s in suffixes]
+        for base in ARMS
+        if base in table
+    }
+    lines = [
+        "",
+        f"N = 20 over {len(suffixes)} draws of the labelled faces (pool seeds 0, {', '.join(suffixes[1:])}):",
+        "",
+    ]
+    for base, values in per_draw.items():
+        got = [v for v in values if v is not None]
+        if len(got) == len(suffixes):
+            lines.append(
+                f"- {base}: {100 * sum(got) / len(got):.1f} ({100 * min(got):.1f}–{100 * max(got):.1f})"
+            )
+    for base in ("supervised", "random", "pixels"):
+        pairs = [(d, b) for d, b in zip(per_draw.get("diffusion", []), per_draw.get(base, []), strict=False)]
+        diffs = [100 * (d - b) for d, b in pairs if d is not None and b is not None]
+        if len(diffs) == len(suffixes):
+            lines.append(
+                f"- diffusion − {base}: {sum(diffs) / len(diffs):+.1f} points on average, "
+                f"{min(diffs):+.1f} at worst"
+            )
+    return lines
+
+
 def report(args) -> None:
     result: dict = {"sweeps": {}, "heatmaps": {}}
     md = ["# Segmentation from diffusion features: faces parts, mIoU on held-out faces", ""]
@@ -283,7 +316,8 @@ def report(args) -> None:
             "| features | " + " | ".join(f"N = {n}" for n in ns) + " |",
         ]
         md.append("|---|" + "---|" * len(ns))
-        for arm in sorted(table, key=lambda a: (ARMS.index(a.split("-")[0]), a)):
+        main_arms = [a for a in table if "-seed" not in a]
+        for arm in sorted(main_arms, key=lambda a: (ARMS.index(a.split("-")[0]), a)):
             label = ARM_LABELS.get(arm, arm.split("-")[0]) + (
                 f" ({arm.split('-', 1)[1]})" if "-" in arm else ""
             )
@@ -303,6 +337,7 @@ def report(args) -> None:
                     md.append(
                         f"- at N = 20: diffusion − {arm} = {100 * (d - table[arm][20]):+.1f} mIoU points"
                     )
+        md += _draws_summary(table)
         at20 = [e for e in entries if e["n"] == 20 and e["arm"] in ("diffusion", "supervised")]
         if at20:
             md += ["", "Per-part IoU at N = 20:", "", "| part | " + " | ".join(e["arm"] for e in at20) + " |"]
