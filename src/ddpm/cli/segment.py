@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
         description=(
             "Segment the --input image into parts with a segmentation head: a small per-pixel MLP "
             "ensemble on the U-Net's activations at a few noise levels (Baranchuk et al. 2022). "
-            "MODEL is a diffusion model with a head of its own (the pretrained 'faces' ships one, trained on 20 labelled "
+            "MODEL is a diffusion model with a head of its own (the pretrained 'faces' ships one, "
+            "trained on 20 labelled "
             "faces), a head folder written by 'ddpm segment-train', or any model with --head."
         ),
     )
