@@ -243,19 +243,20 @@ def load_segmentation_head(path: str | Path) -> SegmentationHead:
     )
 
 
-def locate_head(model: str | Path, head: str | Path | None) -> tuple[str | Path, Path]:
-    """(diffusion model, head folder) for ``ddpm segment MODEL [--head DIR]``: MODEL may be a head
+def locate_head(model: str | Path, head: str | Path | None) -> tuple[str | Path, SegmentationHead]:
+    """(diffusion model, its head) for ``ddpm segment MODEL [--head DIR]``: MODEL may be a head
     itself (which names its model), or a model with a ``segmentation/`` folder of its own."""
     path = resolve_checkpoint(model)
     if is_segmentation_head(read_meta(path)):
         if head is not None:
             raise UserError(f"{model} is a segmentation head already; drop --head or give a diffusion model")
-        return load_segmentation_head(path).model_source, path
+        found = load_segmentation_head(path)
+        return found.model_source, found
     if head is not None:
-        return model, resolve_checkpoint(head)
+        return model, load_segmentation_head(resolve_checkpoint(head))
     own = path / HEAD_FOLDER
     if (own / "checkpoint.json").is_file():
-        return model, own
+        return model, load_segmentation_head(own)
     raise UserError(
         f"{model} has no segmentation head; train one with 'ddpm segment-train {model} --out HEAD' "
         "and pass --head HEAD"
@@ -284,13 +285,12 @@ class Segmenter:
 def load_segmenter(model: str | Path, head: str | Path | None = None, device: str = "auto") -> Segmenter:
     """The model and its head (see :func:`locate_head`); a head trained on another model's
     features is refused with a one-line error."""
-    model_ref, head_path = locate_head(model, head)
-    seg_head = load_segmentation_head(head_path)
+    model_ref, seg_head = locate_head(model, head)
     loaded = load_model(model_ref, device=device)
     _, digest = model_identity(loaded, model_ref)
     if digest != seg_head.model_digest:
         raise UserError(
-            f"the segmentation head {head_path} was trained on the features of another model "
+            f"the segmentation head {seg_head.path} was trained on the features of another model "
             f"({seg_head.model_source}); train one for {model_ref} with 'ddpm segment-train'"
         )
     return Segmenter(loaded=loaded, head=seg_head)

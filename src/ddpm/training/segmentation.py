@@ -5,7 +5,7 @@ scratch on the same images with flips and crops."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ def train_pixel_classifier(
         )
     torch.manual_seed(config.seed)
     model = PixelClassifier(head)
-    x = features.float() if features.dtype == torch.float64 else features
+    x = features  # kept in its storage dtype (float16 for large sets); standardise() casts batches
     stats = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))[:200_000]].float()
     model.set_normalisation(stats.mean(0), stats.std(0))
     y = labels.reshape(-1).long()
@@ -114,22 +114,8 @@ def flip_and_crop(
 
 def segmentation_unet(architecture: UNetConfig, num_classes: int, dropout: float) -> UNet:
     """The diffusion U-Net's architecture with one output channel per class, run at t = 0."""
-    c = architecture
-    return UNet(
-        UNetConfig(
-            image_size=c.image_size,
-            in_channels=c.in_channels,
-            out_channels=num_classes,
-            base_channels=c.base_channels,
-            channel_mult=c.channel_mult,
-            num_res_blocks=c.num_res_blocks,
-            attention_resolutions=c.attention_resolutions,
-            mid_attention=c.mid_attention,
-            head_channels=c.head_channels,
-            dropout=dropout,
-            norm_groups=c.norm_groups,
-        )
-    )
+    unconditional = {"num_classes": 0, "cond_channels": 0, "context_dim": 0, "aug_level": False}
+    return UNet(replace(architecture, out_channels=num_classes, dropout=dropout, **unconditional))
 
 
 def segment_with_unet(model: UNet, images: torch.Tensor, chunk: int = 64) -> torch.Tensor:
