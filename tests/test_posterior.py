@@ -81,7 +81,7 @@ def test_prediction_conversions_round_trip(zero_snr):
     eps = torch.randn(128, 2, generator=g, dtype=torch.float64)
     ab = schedule.alpha_bar[t][:, None]
     xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-    for kind in ("eps", "x0", "v"):
+    for kind in ("eps", "x0", "v", "mu"):
         out = training_target(x0, eps, t, schedule, kind)
         assert torch.allclose(predict_x0(out, xt, t, schedule, kind), x0, atol=1e-8)
         assert torch.allclose(predict_eps(out, xt, t, schedule, kind), eps, atol=1e-6)
@@ -99,3 +99,44 @@ def test_v_prediction_recovers_x0_at_zero_terminal_snr():
     xt = eps  # ᾱ_T = 0: x_T is pure noise
     v = training_target(x0, eps, 999, schedule, "v")
     assert torch.allclose(predict_x0(v, xt, 999, schedule, "v"), x0)
+
+
+def test_mean_target_is_the_reverse_mean_at_the_true_noise(linear_schedule):
+    """μ̃_t(x_t, x_0) (DDPM eq. 7) equals eq. 11 evaluated with the ε that made x_t."""
+    g = torch.Generator().manual_seed(2)
+    t = torch.randint(0, 1000, (64,), generator=g)
+    x0 = torch.rand(64, 3, generator=g, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    ab = linear_schedule.alpha_bar[t][:, None]
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    mu = training_target(x0, eps, t, linear_schedule, "mu")
+    assert torch.allclose(mu, reverse_mean_from_eps(xt, t, eps, linear_schedule), atol=1e-9)
+    first = training_target(x0, eps, torch.zeros_like(t), linear_schedule, "mu")
+    assert torch.allclose(first, x0, atol=1e-12)  # at the first step the mean is x_0 itself
+
+
+def test_a_mean_model_samples_like_the_eps_model_it_implies(linear_schedule):
+    from ddpm.process import eps_denoiser_from_mean
+    from ddpm.samplers import SamplerConfig, sample
+
+    def eps_model(xt, t):
+        return 0.3 * xt + 0.1 * torch.cos(t.double()[:, None, None, None] / 100)
+
+    def mean_model(xt, t):
+        return reverse_mean_from_eps(xt, t.long(), eps_model(xt, t), linear_schedule)
+
+    x_T = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for config in (
+        SamplerConfig(sampler="ancestral", steps=20, clip_x0=False),
+        SamplerConfig(sampler="ddim", steps=10, eta=0.0, clip_x0=False),
+    ):
+        ours = sample(
+            config, mean_model, x_T, linear_schedule, "mu", generator=torch.Generator().manual_seed(1)
+        )
+        ref = sample(
+            config, eps_model, x_T, linear_schedule, "eps", generator=torch.Generator().manual_seed(1)
+        )
+        assert torch.allclose(ours, ref, atol=1e-8)
+    as_eps = eps_denoiser_from_mean(mean_model, linear_schedule)
+    with pytest.raises(ValueError, match="training timesteps"):
+        as_eps(x_T, torch.full((3,), 10.5, dtype=torch.float64))

@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -155,3 +156,31 @@ def test_the_no_label_index_is_one_rule():
     model = UNet(config)
     assert model.null_class == null_label(3)
     assert model.class_embed.num_embeddings == null_label(3) + 1
+
+
+@pytest.mark.parametrize("prediction_type", ["eps", "x0", "v", "mu"])
+def test_bound_weights_follow_the_kl_of_each_step(prediction_type):
+    """w_t ‖target − f‖² is proportional (one constant for all t) to KL(q(x_{t−1}|x_t,x_0) ‖ p_θ) with
+    σ_t² = β_t, the reverse mean computed from the prediction by the conversions."""
+    from ddpm.process import predict_x0, q_posterior_mean, training_target
+    from ddpm.process.vlb import normal_kl
+    from ddpm.training.objective import bound_weights
+
+    schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
+    weights = bound_weights(schedule, prediction_type)
+    assert weights.mean().item() == pytest.approx(1.0)
+    g = torch.Generator().manual_seed(0)
+    ratios = []
+    for t in (0, 1, 17, 300, 999):
+        x0 = torch.rand(1, 6, generator=g, dtype=torch.float64) * 2 - 1
+        eps = torch.randn(1, 6, generator=g, dtype=torch.float64)
+        ab = schedule.alpha_bar[t]
+        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        target = training_target(x0, eps, t, schedule, prediction_type)
+        output = target + 0.01 * torch.randn(1, 6, generator=g, dtype=torch.float64)
+        mean = q_posterior_mean(x0, xt, t, schedule)
+        model_mean = q_posterior_mean(predict_x0(output, xt, t, schedule, prediction_type), xt, t, schedule)
+        logvar = torch.log(schedule.betas[t]).expand(1, 6)
+        kl = normal_kl(mean, logvar, model_mean, logvar).sum()
+        ratios.append(kl.item() / (weights[t].item() * (output - target).pow(2).sum().item()))
+    assert np.allclose(ratios, ratios[0], rtol=1e-6)

@@ -4,13 +4,16 @@ from ddpm.process.config import DiffusionConfig
 from ddpm.process.forward import extract, q_sample, q_step_sample
 from ddpm.process.parameterization import (
     PREDICTION_TYPES,
+    eps_denoiser_from_mean,
     eps_from_x0,
+    mean_from_x0,
     predict_eps,
     predict_x0,
     split_prediction,
     training_target,
     v_from_x0_eps,
     x0_from_eps,
+    x0_from_mean,
     x0_from_v,
 )
 from ddpm.process.posterior import (
@@ -25,7 +28,9 @@ __all__ = [
     "DiffusionConfig",
     "PREDICTION_TYPES",
     "VARIANCE_TYPES",
+    "eps_denoiser_from_mean",
     "eps_from_x0",
+    "mean_from_x0",
     "extract",
     "predict_eps",
     "predict_x0",
@@ -39,5 +44,6 @@ __all__ = [
     "training_target",
     "v_from_x0_eps",
     "x0_from_eps",
+    "x0_from_mean",
     "x0_from_v",
 ]

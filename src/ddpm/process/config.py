@@ -14,7 +14,8 @@ class DiffusionConfig(ScheduleConfig):
     """A :class:`ScheduleConfig` plus the network's prediction target."""
 
     prediction_type: str = field(
-        default="eps", metadata={"help": "what the network predicts: eps (DDPM), x0 or v"}
+        default="eps",
+        metadata={"help": "what the network predicts: eps (DDPM), x0, v, or mu (the reverse-process mean)"},
     )
 
     def __post_init__(self) -> None:

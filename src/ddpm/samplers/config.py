@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from ddpm.process import VARIANCE_TYPES
+from ddpm.process import VARIANCE_TYPES, eps_denoiser_from_mean
 from ddpm.samplers.common import Denoiser, StepCallback, Threshold
 from ddpm.samplers.grid import FINAL_LEVELS, NoiseGrid, discrete_grid, karras_grid, logsnr_grid
 from ddpm.samplers.noise import Generators
@@ -130,8 +130,11 @@ def sample(
     progress: bool = False,
 ) -> torch.Tensor:
     """Run the configured sampler from x_T ~ N(0, I); ``generator`` is one generator for the batch or
-    one per image (see :mod:`ddpm.samplers.noise`) for the samplers that draw noise."""
+    one per image (see :mod:`ddpm.samplers.noise`) for the samplers that draw noise. A
+    mean-predicting model (``mu``) is run as the ε model it implies on ``schedule``, its training chain."""
     entry, T = SAMPLER_TABLE[config.sampler], schedule.num_timesteps
+    if prediction_type == "mu":
+        denoise, prediction_type = eps_denoiser_from_mean(denoise, schedule), "eps"
     if not entry.discrete:
         grid = make_grid(config, schedule)
         return sample_on_grid(config, denoise, x_T, grid, prediction_type, generator, callback, progress)
@@ -165,6 +168,8 @@ def sample_on_grid(
     entry = SAMPLER_TABLE[config.sampler]
     if entry.discrete:
         raise ValueError(f"{config.sampler} runs on training timesteps; use sample()")
+    if prediction_type == "mu":
+        raise ValueError("a mean-predicting model needs its training schedule; use sample()")
     return entry.function(
         denoise,
         x_T,

@@ -9,7 +9,7 @@ from ddpm.runtime import COMPILE_MODES, PRECISIONS
 from ddpm.validation import require_choice, require_int, require_number, require_positive_int
 
 LR_SCHEDULES = ("constant", "cosine")
-OBJECTIVES = ("diffusion", "regression", "autoencoder")
+OBJECTIVES = ("diffusion", "regression", "autoencoder", "baseline")
 
 
 @dataclass
@@ -21,7 +21,15 @@ class TrainConfig:
         default="diffusion",
         metadata={
             "help": "diffusion (Algorithm 1); regression: predict x from the condition in one pass; "
-            "autoencoder: train the KL autoencoder of [autoencoder] for latent diffusion"
+            "autoencoder: train the KL autoencoder of [autoencoder] for latent diffusion; "
+            "baseline: train the GAN, VAE or flow of [baseline]"
+        },
+    )
+    loss_weighting: str = field(
+        default="simple",
+        metadata={
+            "help": "simple: every step alike (DDPM's L_simple); vlb: each step as the true "
+            "variational bound weights it, for the configured prediction type"
         },
     )
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step, over all processes"})
@@ -65,6 +73,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         require_choice("objective", self.objective, OBJECTIVES)
+        require_choice("loss_weighting", self.loss_weighting, ("simple", "vlb"))
         require_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("compile", self.compile, COMPILE_MODES)

@@ -41,7 +41,7 @@ from ddpm.training.distributed import stop as stop_distributed
 from ddpm.training.ema import EMA
 from ddpm.training.examples import PixelExamples
 from ddpm.training.interrupts import StopRequest
-from ddpm.training.objective import denoising_loss, regression_loss, training_noise
+from ddpm.training.objective import bound_weights, denoising_loss, regression_loss, training_noise
 from ddpm.training.preview import preview, preview_sampler
 from ddpm.training.resume_state import ResumeState, check_resumable, read_resume_state
 from ddpm.training.run import TrainingRun, TrainResult
@@ -65,10 +65,11 @@ def _check_images(images: torch.Tensor, model: UNetConfig, latents=None) -> None
             raise UserError(f"{len(latents)} latents for {len(images)} images")
         return
     n, c, h, w = images.shape
-    if c != model.in_channels or h != model.image_size or w != model.image_size:
+    if c != model.in_channels or h != model.image_size or w != model.width:
         raise UserError(
             f"data are {c}×{h}×{w} but the model expects {model.in_channels}×{model.image_size}×"
-            f"{model.image_size}; set model.in_channels / model.image_size or data.image_size to match"
+            f"{model.width}; set model.in_channels / model.image_size (model.image_width) "
+            "or data.image_size to match"
         )
 
 
@@ -172,6 +173,9 @@ class _Loop:
         self.checkpoints, self.device, self.progress = checkpoints, device, progress
         self.precision = resolve_precision(self.tc.precision, device)
         self.schedule = make_schedule(run.diffusion)
+        self.loss_weights = None
+        if self.tc.loss_weighting == "vlb":
+            self.loss_weights = bound_weights(self.schedule, run.diffusion.prediction_type)
         model = UNet(run.model).to(device)
         if self.tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -202,7 +206,7 @@ class _Loop:
             self.train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         # the compiled wrapper (when on) runs the forward pass; saving goes through self.model
         self.forward_model = compiled(self.train_model, resolve_compile(self.tc.compile, device))
-        shape = (self.tc.sample_num, run.model.in_channels, run.model.image_size, run.model.image_size)
+        shape = (self.tc.sample_num, run.model.in_channels, run.model.image_size, run.model.width)
         self.grid_noise = torch.randn(shape, generator=torch.Generator().manual_seed(self.tc.seed + 1))
 
     # -- state ---------------------------------------------------------------------------------
@@ -313,6 +317,7 @@ class _Loop:
                         eps[part],
                         self.schedule,
                         self.spec.diffusion.prediction_type,
+                        self.loss_weights,
                     )
                 (loss * len(part) / n).backward()
             value += float(loss.detach()) * len(part) / n
