@@ -14,10 +14,11 @@ from ddpm.data.faces import STYLES as FACE_STYLES
 from ddpm.data.faces import default_faces_dir, load_faces
 from ddpm.data.fashion_mnist import load_fashion_mnist
 from ddpm.data.image_folder import load_image_folder
+from ddpm.data.pairs import garment_pairs
 from ddpm.errors import UserError
 from ddpm.validation import InvalidValue, require_choice, require_number, require_positive_int
 
-DATASETS = ("fashion-mnist", "digits", "folder", "faces", "emoji")
+DATASETS = ("fashion-mnist", "fashion-mnist-pairs", "digits", "folder", "faces", "emoji")
 
 
 @dataclass
@@ -32,7 +33,13 @@ class DataConfig:
         },
     )
     split: str = field(default="train", metadata={"help": "train or test (fashion-mnist)"})
-    image_size: int = field(default=32, metadata={"help": "images are padded/resized to this square size"})
+    image_size: int = field(
+        default=32,
+        metadata={
+            "help": "images are padded/resized to this square size (fashion-mnist-pairs: garments "
+            "of this size in strips 4× as wide)"
+        },
+    )
     channels: int = field(default=1, metadata={"help": "1 (grey) or 3 (RGB); folder only"})
     task: str = field(
         default="none",
@@ -105,6 +112,8 @@ def area_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
 def _load_fitted(config: DataConfig) -> ImageDataset:
     if config.dataset == "fashion-mnist":
         return load_fashion_mnist(config.path, config.split, config.image_size)
+    if config.dataset == "fashion-mnist-pairs":
+        return garment_pairs(load_fashion_mnist(config.path, config.split, config.image_size))
     if config.dataset == "digits":
         return load_digits(config.image_size)
     if config.dataset == "faces":

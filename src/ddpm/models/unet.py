@@ -30,7 +30,10 @@ from ddpm.validation import InvalidValue, require_int, require_ints, require_num
 class UNetConfig:
     """Shape of the U-Net. Depth (receptive field) grows with ``len(channel_mult)``."""
 
-    image_size: int = field(default=32, metadata={"help": "height = width of the images"})
+    image_size: int = field(default=32, metadata={"help": "height (and width) of the images"})
+    image_width: int = field(
+        default=0, metadata={"help": "width of the images when it differs from the height; 0 = square"}
+    )
     in_channels: int = field(default=1, metadata={"help": "image channels (1 grey, 3 RGB)"})
     out_channels: int = field(default=0, metadata={"help": "output channels; 0 = in_channels"})
     cond_channels: int = field(
@@ -63,17 +66,18 @@ class UNetConfig:
         for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "head_channels"):
             require_positive_int(name, getattr(self, name))
         require_positive_int("norm_groups", self.norm_groups)
-        for name in ("out_channels", "cond_channels", "num_classes", "context_dim"):
+        for name in ("out_channels", "cond_channels", "num_classes", "context_dim", "image_width"):
             require_int(name, getattr(self, name), 0)
         require_ints("channel_mult", self.channel_mult)
         require_ints("attention_resolutions", self.attention_resolutions, allow_empty=True)
         require_number("dropout", self.dropout, 0, 1, high_open=True)
         levels = len(self.channel_mult)
-        if self.image_size % 2 ** (levels - 1):
-            raise ValueError(
-                f"image_size {self.image_size} is not divisible by 2^{levels - 1} "
-                f"for {levels} levels; use fewer levels or another size"
-            )
+        for name in ("image_size", "image_width"):
+            if getattr(self, name) % 2 ** (levels - 1):
+                raise ValueError(
+                    f"{name} {getattr(self, name)} is not divisible by 2^{levels - 1} "
+                    f"for {levels} levels; use fewer levels or another size"
+                )
         resolutions = {self.image_size // 2**i: m for i, m in enumerate(self.channel_mult)}
         bad = sorted(set(self.attention_resolutions) - set(resolutions))
         if bad:
@@ -93,6 +97,11 @@ class UNetConfig:
     @property
     def output_channels(self) -> int:
         return self.out_channels or self.in_channels
+
+    @property
+    def width(self) -> int:
+        """Width of the images (``image_width``, or ``image_size`` for square ones)."""
+        return self.image_width or self.image_size
 
 
 class UNetLayer(nn.Module):

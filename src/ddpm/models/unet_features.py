@@ -145,14 +145,12 @@ def block_channels(unet: nn.Module) -> dict[str, tuple[int, int]]:
     c = unet.config
     named = unet_blocks(unet)
     param = next(unet.parameters())
-    x = torch.zeros(1, c.in_channels, c.image_size, c.image_size, device=param.device)
+    x = torch.zeros(1, c.in_channels, c.image_size, c.width, device=param.device)
     kwargs = {}
     if c.num_classes:
         kwargs["class_labels"] = torch.zeros(1, dtype=torch.long, device=param.device)
     if c.cond_channels:
-        kwargs["cond_image"] = torch.zeros(
-            1, c.cond_channels, c.image_size, c.image_size, device=param.device
-        )
+        kwargs["cond_image"] = torch.zeros(1, c.cond_channels, c.image_size, c.width, device=param.device)
     if c.context_dim:
         kwargs["context"] = torch.zeros(1, 1, c.context_dim, device=param.device)
     if c.aug_level:

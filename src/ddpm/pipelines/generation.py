@@ -92,7 +92,7 @@ def generate(
     for b, start in enumerate(progress_bar(batches, desc="sampling", enabled=progress and len(batches) > 1)):
         n = min(batch_size, num - start)
         g = image_generators(seed, start, n)
-        x_T = randn((n, c.in_channels, c.image_size, c.image_size), g, device=device)
+        x_T = randn((n, c.in_channels, c.image_size, c.width), g, device=device)
         cond, null = inputs.batch(start, n, device)
         if guided and scale not in (0.0, 1.0):
             denoise = guided_denoiser(model_pair_denoiser(network, cond, null, precision), scale)
@@ -169,7 +169,7 @@ def _inputs(
     if cond_image is not None and not c.cond_channels:
         raise UserError("this model takes no conditioning image")
     if cond_image is not None:
-        want = (num, c.cond_channels, c.image_size, c.image_size)
+        want = (num, c.cond_channels, c.image_size, c.width)
         if tuple(cond_image.shape) != want:
             got = "×".join(map(str, cond_image.shape))
             raise UserError(f"conditioning images must be {'×'.join(map(str, want))}, got {got}")

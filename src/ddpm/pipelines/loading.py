@@ -37,7 +37,7 @@ class LoadedModel:
             a = self.autoencoder.config
             return (a.in_channels, a.image_size, a.image_size)
         m = self.config.model
-        return (m.in_channels, m.image_size, m.image_size)
+        return (m.in_channels, m.image_size, m.width)
 
     @property
     def prediction_type(self) -> str:
@@ -88,6 +88,11 @@ def load_model(
         raise UserError(
             f"{name_or_path} is an autoencoder, not a diffusion model; sample from a latent model "
             "trained on it (ddpm train --config faces64-latent --latent.autoencoder ...)"
+        )
+    if meta.get("model_type") == "baseline":
+        raise UserError(
+            f"{name_or_path} is a {meta.get('family', 'baseline')} baseline, not a diffusion model; "
+            "it draws images with 'ddpm sample' alone (no sampler, no evaluation of the bound)"
         )
     if meta.get("model_type") == "segmentation-head":
         raise UserError(
