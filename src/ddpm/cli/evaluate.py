@@ -11,12 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddpm.checkpoints import read_meta
 from ddpm.cli.checks import check_memory, check_output_file
-from ddpm.configuration import add_field_flags, replace_from_flags
+from ddpm.configuration import add_field_flags, field_flag_values, flag_name, replace_from_flags
 from ddpm.errors import UserError
 from ddpm.fileio import atomic_write, write_text_atomic
 from ddpm.pipelines import load_model
+from ddpm.pipelines.baselines import is_baseline, load_baseline
 from ddpm.pipelines.evaluate import METRICS, EvalConfig, evaluate
+from ddpm.pipelines.locate import resolve_checkpoint
 from ddpm.samplers import SamplerConfig
 
 
@@ -28,7 +31,10 @@ def add_parser(sub) -> None:
         description=(
             "Evaluate a model. Each metric is reported next to its floor (the same metric between "
             "disjoint sets of real train and test images) and the protocol it used. Real-image "
-            f"features are cached under $DDPM_CACHE (default ~/.cache/ddpm).\n\nmetrics:\n{lines}"
+            f"features are cached under $DDPM_CACHE (default ~/.cache/ddpm). A GAN, VAE or flow "
+            "baseline is sampled in one network pass per image; its nll is the flow's exact "
+            "likelihood or the VAE's bound (a GAN has none)."
+            f"\n\nmetrics:\n{lines}"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -99,7 +105,8 @@ def _rows(report: dict) -> list[tuple[str, str, str]]:
         )
     if "nll" in m:
         n = m["nll"]
-        rows.append(("NLL bits/dim (bound)", f"{n['bits_per_dim']:.3f} ± {n['stderr']:.3f}", "–"))
+        kind = "exact" if n.get("kind", "").startswith("exact") else "bound"
+        rows.append((f"NLL bits/dim ({kind})", f"{n['bits_per_dim']:.3f} ± {n['stderr']:.3f}", "–"))
     return rows
 
 
@@ -122,8 +129,16 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(flag, path)
     # at least the 2048-d float32 features of the generated, real and floor sets
     check_memory(f"--num {args.num}", 3 * args.num * 2048 * 4, "lower --num")
-    loaded = load_model(args.checkpoint, device=args.device, autoencoder=args.autoencoder)
-    config = replace(config, sampler=replace_from_flags(loaded.config.sample, args))
+    if is_baseline(read_meta(resolve_checkpoint(args.checkpoint))):
+        given = [flag_name(k, SamplerConfig) for k in field_flag_values(args)]
+        if args.autoencoder:
+            given.append("--autoencoder")
+        if given:
+            raise UserError(f"{', '.join(given)} apply to diffusion models; {args.checkpoint} is a baseline")
+        loaded = load_baseline(args.checkpoint, device=args.device)
+    else:
+        loaded = load_model(args.checkpoint, device=args.device, autoencoder=args.autoencoder)
+        config = replace(config, sampler=replace_from_flags(loaded.config.sample, args))
     samples = read_samples(args.samples) if args.samples else None
     save = (lambda images: write_samples(args.save_samples, images)) if args.save_samples else None
     report = evaluate(loaded, config, samples, on_samples=save)

@@ -6,11 +6,14 @@ import argparse
 import math
 from pathlib import Path
 
+from ddpm.checkpoints import read_meta
 from ddpm.cli.checks import check_memory, check_output_file, check_output_folder, require_at_least
-from ddpm.configuration import add_field_flags, field_flag_values, replace_from_flags
+from ddpm.configuration import add_field_flags, field_flag_values, flag_name, replace_from_flags
 from ddpm.errors import UserError
 from ddpm.imaging import enlarge, make_image_grid, save_animation, save_image
 from ddpm.pipelines import generate, load_model, pretrained_names
+from ddpm.pipelines.baselines import is_baseline
+from ddpm.pipelines.locate import resolve_checkpoint
 from ddpm.samplers import SamplerConfig
 
 
@@ -22,7 +25,8 @@ def add_parser(sub) -> None:
         description=(
             "Generate images. CHECKPOINT is a checkpoint folder, a training-run folder (its newest "
             f"checkpoint) or a pretrained name ({names}). Sampler options default to the ones "
-            "stored with the model."
+            "stored with the model. A GAN, VAE or flow baseline (train.objective = baseline) draws "
+            "each image in one network pass and takes no sampler options."
         ),
     )
     p.add_argument(
@@ -90,6 +94,12 @@ def add_parser(sub) -> None:
         help="torch.compile the network (default: auto = on CUDA only; on a CPU it costs about a "
         "minute of compiling for a small gain)",
     )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="flow baselines: scale of the latent z (below 1 trades diversity for quality; default: 1)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_field_flags(
         p,
@@ -145,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
         return run_cascade(args)
     if not args.checkpoint:
         raise UserError("give a CHECKPOINT (or --cascade BASE SR)")
+    if is_baseline(read_meta(resolve_checkpoint(args.checkpoint))):
+        return run_baseline(args)
+    if args.temperature != 1.0:
+        raise UserError("--temperature applies to flow baselines; diffusion samplers take --eta, --steps …")
     loaded = load_model(args.checkpoint, device=args.device, autoencoder=args.autoencoder)
     labels, nrow, num = None, args.nrow, args.num
     classes = None
@@ -186,6 +200,38 @@ def run(args: argparse.Namespace) -> int:
         frames = [enlarge(f, max(1, 128 // size)) for f in result.frames]
         save_animation(frames, args.gif)
         print(f"wrote the denoising animation to {args.gif}")
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    """``ddpm sample`` of a GAN, VAE or flow: one network pass per image."""
+    from ddpm.pipelines.baselines import FAMILY_NAMES, generate_baseline, load_baseline
+
+    loaded = load_baseline(args.checkpoint, device=args.device)
+    what = f"a {FAMILY_NAMES[loaded.family]} baseline"
+    diffusion_only = {
+        "--class": args.classes,
+        "--per-class": args.per_class,
+        "--prompt": args.prompt,
+        "--gif": args.gif,
+        "--autoencoder": args.autoencoder,
+        **{flag_name(k, SamplerConfig): v for k, v in field_flag_values(args).items()},
+    }
+    given = [flag for flag, value in diffusion_only.items() if value is not None]
+    if given:
+        raise UserError(f"{', '.join(given)} apply to diffusion models; {args.checkpoint} is {what}")
+    channels, size, _ = loaded.image_shape
+    scale = args.scale or max(1, 64 // size)
+    check_sizes(args.num, channels, size, args.nrow, scale)
+    images = generate_baseline(
+        loaded, args.num, args.seed, args.batch_size, args.temperature, progress=not args.no_progress
+    )
+    save_image(make_image_grid(images, nrow=args.nrow), args.out, scale=scale)
+    print(f"wrote {args.num} samples of {what} to {args.out}")
+    if args.save_each:
+        for i, image in enumerate(images):
+            save_image(make_image_grid(image[None], padding=0), Path(args.save_each) / f"{i:05d}.png")
+        print(f"wrote {args.num} images to {args.save_each}/")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from ddpm.data import DataConfig, load_dataset
 from ddpm.errors import UserError
 from ddpm.eval.features import cached_features, domain_space, inception_space
 from ddpm.imaging import to_uint8
+from ddpm.pipelines.baselines import LoadedBaseline, baseline_bits_per_dim, generate_baseline
 from ddpm.pipelines.generation import generate
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.pipelines.metrics import METRICS, FeatureSets, ModelInputs
@@ -100,12 +102,14 @@ def _check_samples(loaded: LoadedModel, samples: torch.Tensor, num: int) -> torc
 
 
 def evaluate(
-    loaded: LoadedModel,
+    loaded: LoadedModel | LoadedBaseline,
     config: EvalConfig,
     samples: torch.Tensor | None = None,
     on_samples: Callable[[torch.Tensor], None] | None = None,
 ) -> dict:
     """Run the requested metrics; returns a JSON-ready report with protocols, floors and timings.
+    A GAN, VAE or flow baseline is sampled in one pass per image, and its ``nll`` is the flow's exact
+    likelihood or the VAE's bound (:func:`~ddpm.pipelines.baselines.baseline_bits_per_dim`).
 
     The first ``config.num`` of ``samples`` (N×C×H×W uint8) are measured instead of new ones;
     ``on_samples`` receives whichever images are measured (to save them, say)."""
@@ -134,18 +138,26 @@ def evaluate(
         sampler = config.sampler or loaded.config.sample
         if samples is None:
             start = time.perf_counter()
-            fake = to_uint8(
-                generate(
-                    loaded,
-                    config.num,
-                    seed=config.seed,
-                    sampler=sampler,
-                    batch_size=config.batch_size,
-                    progress=config.progress,
-                ).images
-            )
+            if isinstance(loaded, LoadedBaseline):
+                fake = to_uint8(
+                    generate_baseline(
+                        loaded, config.num, config.seed, config.batch_size, progress=config.progress
+                    )
+                )
+                report["sampler"] = f"{loaded.family}: one network pass per image"
+            else:
+                fake = to_uint8(
+                    generate(
+                        loaded,
+                        config.num,
+                        seed=config.seed,
+                        sampler=sampler,
+                        batch_size=config.batch_size,
+                        progress=config.progress,
+                    ).images
+                )
+                report["sampler"] = vars(sampler)
             timings["sampling"] = time.perf_counter() - start
-            report["sampler"] = vars(sampler)
         else:
             fake = samples
             report["sampler"] = "given samples"
@@ -177,7 +189,21 @@ def evaluate(
                 report["metrics"][name] = m.measure(classifier, fake, floor())
 
     for name, m in chosen.items():
-        if m.reads == "model":
+        if m.reads == "model" and isinstance(loaded, LoadedBaseline):
+            start = time.perf_counter()
+            bits = baseline_bits_per_dim(
+                loaded, real_images(data, "test", config.nll_num), config.seed, config.batch_size
+            )
+            report["metrics"][name] = {
+                "bits_per_dim": float(bits.mean()),
+                "stderr": float(bits.std(ddof=1) / math.sqrt(len(bits))) if len(bits) > 1 else 0.0,
+                "kind": "exact (flow, uniform dequantisation)"
+                if loaded.family == "flow"
+                else "ELBO bound (VAE)",
+                "num_images": len(bits),
+            }
+            timings[name] = time.perf_counter() - start
+        elif m.reads == "model":
             start = time.perf_counter()
             inputs = ModelInputs(
                 loaded=loaded,

@@ -12,6 +12,7 @@ from ddpm.data import DataConfig, condition_channels, load_dataset, task_conditi
 from ddpm.errors import UserError
 from ddpm.models import UNetConfig
 from ddpm.models.autoencoder import AutoencoderConfig
+from ddpm.models.baselines import BaselineConfig
 from ddpm.pipelines.latent import LatentConfig, check_latent_sampler, checked_autoencoder, latent_examples
 from ddpm.process import DiffusionConfig
 from ddpm.runtime import set_threads
@@ -19,6 +20,7 @@ from ddpm.samplers import SamplerConfig
 from ddpm.training import TrainConfig, TrainingRun, TrainResult, train
 from ddpm.training.autoencoder_objective import AutoencoderLossConfig
 from ddpm.training.autoencoder_trainer import AutoencoderRun, train_autoencoder
+from ddpm.training.baseline_trainer import BaselineRun, train_baseline
 from ddpm.training.conditioning import TextContext
 
 if sys.version_info >= (3, 11):
@@ -31,7 +33,8 @@ else:  # pragma: no cover
 class ExperimentConfig:
     """The sections of a configuration file: [model], [diffusion], [data], [train], [sample], and
     [latent] (diffuse an autoencoder's latents); an autoencoder run (train.objective =
-    "autoencoder") reads [autoencoder] and [autoencoder_loss] instead of the diffusion sections."""
+    "autoencoder") reads [autoencoder] and [autoencoder_loss] instead of the diffusion sections,
+    a baseline run (train.objective = "baseline": GAN, VAE or flow) reads [baseline]."""
 
     model: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
@@ -41,6 +44,7 @@ class ExperimentConfig:
     latent: LatentConfig = field(default_factory=LatentConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     autoencoder_loss: AutoencoderLossConfig = field(default_factory=AutoencoderLossConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
 
 def bundled_configs() -> list[str]:
@@ -79,8 +83,8 @@ def run_training(
 ) -> TrainResult:
     """Load the configured data and train; see :func:`ddpm.training.train` (and
     :func:`ddpm.training.autoencoder_trainer.train_autoencoder` for train.objective autoencoder)."""
-    if config.train.objective == "autoencoder" and config.latent.autoencoder:
-        raise UserError("an autoencoder run trains in pixel space; drop latent.autoencoder")
+    if config.train.objective in ("autoencoder", "baseline") and config.latent.autoencoder:
+        raise UserError(f"an {config.train.objective} run trains in pixel space; drop latent.autoencoder")
     set_threads(config.train.num_threads)  # data preparation (encoding latents) shares the budget
     coder = None
     if config.latent.autoencoder:
@@ -103,6 +107,16 @@ def run_training(
             config_defaults=to_dict(ExperimentConfig()),
         )
         return train_autoencoder(run, dataset.images, out_dir, resume=resume, progress=progress)
+    if config.train.objective == "baseline":
+        if config.data.task != "none":
+            raise UserError("the GAN, VAE and flow baselines are unconditional; drop data.task")
+        run = BaselineRun(
+            baseline=config.baseline,
+            train=config.train,
+            full_config=to_dict(config),
+            config_defaults=to_dict(ExperimentConfig()),
+        )
+        return train_baseline(run, dataset.images, out_dir, resume=resume, progress=progress)
     names = dataset.class_names if config.model.num_classes else ()
     if config.model.num_classes and dataset.class_names and len(names) != config.model.num_classes:
         raise UserError(
