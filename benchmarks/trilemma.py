@@ -1,0 +1,286 @@
+"""The generative-model trilemma, measured: a GAN, a VAE, a normalising flow and diffusion on
+Fashion-MNIST 32×32 and faces 32×32, each trained for the same wall-clock on this machine, plus the
+diffusion model at 1, 4, 10 and 50 network evaluations and the shipped diffusion models.
+
+Quality = FID and precision (Kynkäänniemi et al. 2019); diversity = recall, and on Fashion-MNIST the
+class histogram (normalised entropy, share of samples the classifier recognises with p ≥ 0.9);
+likelihood in bits/dim where the model has one; speed = images per second and time to the first
+image. Every arm is written to results/trilemma/ARM.json as soon as it is measured.
+
+    python benchmarks/trilemma.py evaluate [--arms fm-gan,...] [--num 1000]
+    python benchmarks/trilemma.py speed      # run with nothing else on the machine
+    python benchmarks/trilemma.py report     # results/trilemma.{json,md,png}
+
+The trained runs come from (one thread each, two at a time, 10 minutes):
+    ddpm train --config {fashion-mnist,faces}-{gan,vae,flow} --out runs/trilemma/NAME \\
+        --train.time_limit_minutes 10 --train.num_threads 1
+    ddpm train --config fashion-mnist-demo --out runs/pitfalls/target-eps --train.steps 600 \\
+        --train.time_limit_minutes 10 --train.num_threads 1   (its 10-minute checkpoint, step 431)
+    ddpm train --config faces --out runs/trilemma/faces-diffusion --train.steps 600 \\
+        --train.time_limit_minutes 10 --train.num_threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from common import RESULTS, write_results
+
+from ddpm.checkpoints import read_meta
+from ddpm.pipelines import generate, load_model
+from ddpm.pipelines.baselines import generate_baseline, is_baseline, load_baseline
+from ddpm.pipelines.evaluate import EvalConfig, evaluate
+from ddpm.pipelines.locate import resolve_checkpoint
+
+OUT = RESULTS / "trilemma"
+RUNS = Path("runs")
+FM_DIFFUSION = RUNS / "pitfalls/target-eps/checkpoints/step-0000431"  # its state after 10 minutes
+FACES_DIFFUSION = RUNS / "trilemma/faces-diffusion"
+# the diffusion model's sampler at each budget of network evaluations (NFE)
+NFE_SAMPLERS = {
+    1: ("ddim", {"eta": 0.0}),
+    4: ("unipc-bh1", {}),
+    10: ("unipc-bh1", {}),
+    50: ("sde-dpm++2m", {}),
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    data: str  # "fashion-mnist" or "faces"
+    family: str  # gan, vae, flow, diffusion
+    checkpoint: str
+    nfe: int = 1
+    note: str = ""
+
+
+def arms() -> list[Arm]:
+    out = []
+    for data, short in (("fashion-mnist", "fm"), ("faces", "faces")):
+        for family in ("gan", "vae", "flow"):
+            out.append(
+                Arm(f"{short}-{family}", data, family, str(RUNS / f"trilemma/{data}-{family}"), note="10 min")
+            )
+        trained = FM_DIFFUSION if data == "fashion-mnist" else FACES_DIFFUSION
+        for nfe in NFE_SAMPLERS:
+            out.append(Arm(f"{short}-diffusion-{nfe}", data, "diffusion", str(trained), nfe, "10 min"))
+        shipped = "fashion-mnist" if data == "fashion-mnist" else "faces"
+        out.append(Arm(f"{short}-shipped-50", data, "diffusion", shipped, 50, "shipped"))
+    return out
+
+
+def sampler_for(loaded, nfe: int):
+    name, extra = NFE_SAMPLERS[nfe]
+    return replace(loaded.config.sample, sampler=name, steps=nfe, **extra)
+
+
+def load(arm: Arm):
+    path = resolve_checkpoint(arm.checkpoint)
+    if is_baseline(read_meta(path)):
+        return load_baseline(path, device="cpu")
+    return load_model(path, device="cpu")
+
+
+def evaluate_arm(arm: Arm, num: int, nll_num: int) -> dict:
+    loaded = load(arm)
+    metrics = ["fid", "pr"] + (["classes"] if arm.data == "fashion-mnist" else [])
+    if arm.family in ("vae", "flow") or (arm.family == "diffusion" and arm.nfe == 50):
+        metrics.append("nll")
+    config = EvalConfig(metrics=tuple(metrics), num=num, nll_num=nll_num, batch_size=100, progress=True)
+    if arm.family == "diffusion":
+        config = replace(config, sampler=sampler_for(loaded, arm.nfe))
+    start = time.perf_counter()
+    report = evaluate(loaded, config)
+    report["wall_seconds"] = time.perf_counter() - start
+    meta_state = loaded.meta.get("state", {})
+    report["arm"] = {
+        **vars(arm),
+        "step": meta_state.get("step"),
+        "images_seen": meta_state.get("images_seen"),
+    }
+    report["training_seconds"] = meta_state.get("elapsed_seconds")
+    return report
+
+
+def cmd_evaluate(args) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    chosen = [a for a in arms() if not args.arms or a.name in args.arms.split(",")]
+    for arm in chosen:
+        path = OUT / f"{arm.name}.json"
+        if path.is_file() and not args.again:
+            print(f"{arm.name}: measured already ({path})")
+            continue
+        report = evaluate_arm(arm, args.num, args.nll_num)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        m = report["metrics"]
+        print(
+            f"{arm.name}: FID {m['fid']['value']:.1f}, precision {m['pr']['precision']:.3f}, "
+            f"recall {m['pr']['recall']:.3f}",
+            flush=True,
+        )
+
+
+@torch.no_grad()
+def speed_of(arm: Arm, batch: int, repeats: int) -> dict:
+    """Seconds to the first image (one image, after one warm-up call) and images per second (a batch)."""
+    loaded = load(arm)
+
+    def draw(n: int):
+        if arm.family == "diffusion":
+            generate(loaded, n, sampler=sampler_for(loaded, arm.nfe), batch_size=n, progress=False)
+        else:
+            generate_baseline(loaded, n, batch_size=n, progress=False)
+
+    draw(1)
+    first = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        draw(1)
+        first.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    draw(batch)
+    per_second = batch / (time.perf_counter() - start)
+    return {"first_image_seconds": min(first), "images_per_second": per_second, "batch": batch}
+
+
+def cmd_speed(args) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    speeds = {}
+    for arm in arms():
+        speeds[arm.name] = speed_of(arm, args.batch, args.repeats)
+        print(arm.name, speeds[arm.name], flush=True)
+    speeds["_conditions"] = {
+        "threads": torch.get_num_threads(),
+        "note": args.note,
+    }
+    (OUT / "speed.json").write_text(json.dumps(speeds, indent=2) + "\n")
+
+
+def row(arm: Arm, report: dict, speed: dict) -> dict:
+    m = report["metrics"]
+    out = {
+        "arm": arm.name,
+        "data": arm.data,
+        "family": arm.family,
+        "nfe": arm.nfe,
+        "budget": arm.note,
+        "step": report["arm"].get("step"),
+        "fid": m["fid"]["value"],
+        "fid_floor": m["fid"]["floor"],
+        "precision": m["pr"]["precision"],
+        "recall": m["pr"]["recall"],
+        "pr_space": m["pr"]["space"],
+    }
+    if "classes" in m:
+        out["class_entropy"] = m["classes"]["normalised_entropy"]
+        out["confident_share"] = m["classes"]["confident_share"]
+    if "nll" in m:
+        out["bits_per_dim"] = m["nll"]["bits_per_dim"]
+    out.update(speed.get(arm.name, {}))
+    return out
+
+
+def cell(r: dict, key: str, fmt: str) -> str:
+    return format(r[key], fmt) if r.get(key) is not None else "–"
+
+
+def cmd_report(args) -> None:
+    speed = json.loads((OUT / "speed.json").read_text()) if (OUT / "speed.json").is_file() else {}
+    rows = []
+    for arm in arms():
+        path = OUT / f"{arm.name}.json"
+        if path.is_file():
+            rows.append(row(arm, json.loads(path.read_text()), speed))
+    lines = [
+        "# The trilemma on our data",
+        "",
+        f"Each model trained for 10 minutes of one CPU thread (two runs side by side); 'shipped' is the "
+        f"pretrained diffusion model. {args.num} samples against {args.num} test images; FID floor = train "
+        "vs test images. Precision/recall in the domain classifier's space on Fashion-MNIST, Inception's "
+        "on faces. Speed: "
+        + (
+            f"{speed['_conditions']['threads']} threads, {speed['_conditions']['note']}."
+            if speed
+            else "not measured."
+        ),
+        "",
+        "| data | model | NFE | FID (floor) | precision | recall | class entropy | recognised | bits/dim "
+        "| img/s | first image (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['data']} | {r['family']} ({r['budget']}) | {r['nfe']} "
+            f"| {r['fid']:.1f} ({r['fid_floor']:.1f}) | {r['precision']:.3f} | {r['recall']:.3f} "
+            f"| {cell(r, 'class_entropy', '.3f')} "
+            f"| {cell(r, 'confident_share', '.3f')} | {cell(r, 'bits_per_dim', '.2f')} "
+            f"| {cell(r, 'images_per_second', '.1f')} | {cell(r, 'first_image_seconds', '.3f')} |"
+        )
+    write_results("trilemma", {"rows": rows, "speed_conditions": speed.get("_conditions")}, lines)
+    plot(rows)
+
+
+def plot(rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"gan": "tab:red", "vae": "tab:blue", "flow": "tab:green", "diffusion": "tab:purple"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for ax, data in zip(axes, ("fashion-mnist", "faces"), strict=True):
+        for r in (r for r in rows if r["data"] == data):
+            size = 30 + 25 * (max(r.get("images_per_second", 1.0), 0.1) ** 0.5)
+            marker = "*" if r["budget"] == "shipped" else "o"
+            ax.scatter(r["recall"], r["precision"], s=size, c=colours[r["family"]], marker=marker, alpha=0.8)
+            label = r["family"] if r["family"] != "diffusion" else f"diffusion {r['nfe']} NFE"
+            if r["budget"] == "shipped":
+                label = f"shipped {r['nfe']} NFE"
+            if "images_per_second" in r:
+                label += f"\n{r['images_per_second']:.0f} img/s"
+            ax.annotate(
+                label, (r["recall"], r["precision"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
+            )
+        ax.set(
+            title=f"{data} 32×32",
+            xlabel="recall (diversity)",
+            ylabel="precision (quality)",
+            xlim=(-0.02, 1.02),
+            ylim=(-0.02, 1.02),
+        )
+        ax.grid(alpha=0.3)
+    fig.suptitle("Quality against diversity (marker area grows with images per second)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "trilemma.png", dpi=130)
+    print(f"wrote {RESULTS / 'trilemma.png'}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(required=True)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--arms", default="", help="comma-separated arm names (default: all)")
+    e.add_argument("--num", type=int, default=1000)
+    e.add_argument("--nll-num", type=int, default=32, help="test images for the likelihood (default: 32)")
+    e.add_argument("--again", action="store_true", help="measure arms that have results already")
+    e.set_defaults(handler=cmd_evaluate)
+    s = sub.add_parser("speed")
+    s.add_argument("--batch", type=int, default=64)
+    s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--note", default="nothing else running")
+    s.set_defaults(handler=cmd_speed)
+    r = sub.add_parser("report")
+    r.add_argument("--num", type=int, default=1000)
+    r.set_defaults(handler=cmd_report)
+    args = p.parse_args()
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()
