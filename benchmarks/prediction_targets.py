@@ -42,7 +42,7 @@ ARMS = {
     "mu": "μ, simple MSE",
     "mu-vlb": "μ, true-bound weighting",
 }
-RUNS = Path("runs/pitfalls")
+RUNS = Path(__file__).resolve().parent.parent / "runs" / "pitfalls"
 
 
 @torch.no_grad()

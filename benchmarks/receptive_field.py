@@ -42,7 +42,7 @@ ARMS = {
     "deep": "deep (4 levels)",
     "shallow-attn": "shallow + self-attention",
 }
-RUNS = Path("runs/pitfalls")
+RUNS = Path(__file__).resolve().parent.parent / "runs" / "pitfalls"
 
 
 def classifier_fn():

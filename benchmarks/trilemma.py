@@ -38,7 +38,7 @@ from ddpm.pipelines.evaluate import EvalConfig, evaluate
 from ddpm.pipelines.locate import resolve_checkpoint
 
 OUT = RESULTS / "trilemma"
-RUNS = Path("runs")
+RUNS = Path(__file__).resolve().parent.parent / "runs"
 FM_DIFFUSION = RUNS / "pitfalls/target-eps/checkpoints/step-0000431"  # its state after 10 minutes
 FACES_DIFFUSION = RUNS / "trilemma/faces-diffusion"
 # the diffusion model's sampler at each budget of network evaluations (NFE)

@@ -117,3 +117,18 @@ def test_the_bundled_baseline_configs_load(name, family):
     config = load_experiment_config(f"{name}-{family}")
     assert config.train.objective == "baseline" and config.baseline.family == family
     assert config.baseline.in_channels == (3 if name == "faces" else 1)
+
+
+def test_info_and_the_likelihood_of_a_baseline(tmp_path, capsys):
+    run_training(baseline_config("flow", steps=2), tmp_path / "flow", progress=False)
+    assert main(["info", str(tmp_path / "flow")]) == 0
+    assert "normalising flow" in capsys.readouterr().out
+    args = ["eval", str(tmp_path / "flow"), "--metrics", "nll", "--nll-num", "8", "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "NLL bits/dim (exact)" in out
+    bits = float(out.split("NLL bits/dim (exact)")[1].split()[0])
+    assert 0 < bits < 16  # 8 bits/dim is a uniform density; an untrained flow is near it
+    run_training(baseline_config("gan", steps=2), tmp_path / "gan", progress=False)
+    assert main(["eval", str(tmp_path / "gan"), "--metrics", "nll"]) != 0
+    assert "a GAN defines no likelihood" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from ddpm.process import (
     training_target,
     v_from_x0_eps,
 )
+from ddpm.errors import UserError
 from ddpm.schedules import ScheduleConfig, make_schedule
 
 
@@ -138,5 +139,5 @@ def test_a_mean_model_samples_like_the_eps_model_it_implies(linear_schedule):
         )
         assert torch.allclose(ours, ref, atol=1e-8)
     as_eps = eps_denoiser_from_mean(mean_model, linear_schedule)
-    with pytest.raises(ValueError, match="training timesteps"):
+    with pytest.raises(UserError, match="training timesteps"):
         as_eps(x_T, torch.full((3,), 10.5, dtype=torch.float64))

@@ -11,6 +11,7 @@ from ddpm.models import count_parameters
 from ddpm.models.unet_features import block_channels
 from ddpm.pipelines import load_model
 from ddpm.pipelines.autoencoders import is_autoencoder, load_autoencoder
+from ddpm.pipelines.baselines import FAMILY_NAMES, is_baseline, load_baseline
 from ddpm.pipelines.locate import resolve_checkpoint
 from ddpm.pipelines.segmentation import HEAD_FOLDER, HEAD_TYPE, is_segmentation_head, load_segmentation_head
 
@@ -21,7 +22,8 @@ def add_parser(sub) -> None:
         help="describe a checkpoint",
         description=(
             "Print what a checkpoint holds: model size, training state, diffusion and sampler "
-            "(and for a latent model its autoencoder); for an autoencoder its shape and scale factor."
+            "(and for a latent model its autoencoder); for an autoencoder its shape and scale factor; "
+            "for a GAN, VAE or flow baseline its size and training state."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint/run folder or pretrained name")
@@ -87,10 +89,41 @@ def describe_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_baseline(args: argparse.Namespace) -> int:
+    loaded = load_baseline(args.checkpoint, device="cpu")
+    b, state = loaded.baseline, loaded.meta.get("state", {})
+    report = {
+        "path": str(loaded.path),
+        "kind": loaded.meta.get("kind"),
+        "model_type": "baseline",
+        "family": b.family,
+        "parameters": count_parameters(loaded.model),
+        "image_shape": list(loaded.image_shape),
+        "latent_shape": list(loaded.noise_shape),
+        "step": state.get("step"),
+        "images_seen": state.get("images_seen"),
+        "training_minutes": round((state.get("elapsed_seconds") or 0) / 60, 1),
+        "config": to_dict(b),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    c, h, w = loaded.image_shape
+    print(f"checkpoint   {report['path']} ({report['kind']})")
+    print(f"baseline     {FAMILY_NAMES[b.family]}, {report['parameters']:,} parameters, {c}×{h}×{w} images")
+    print(f"sampling     one network pass per image, z of {loaded.noise_shape[0]} numbers")
+    print(
+        f"training     step {report['step']}, {report['images_seen']} images, {report['training_minutes']} min"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     meta = read_meta(resolve_checkpoint(args.checkpoint))
     if is_autoencoder(meta):
         return describe_autoencoder(args)
+    if is_baseline(meta):
+        return describe_baseline(args)
     if is_segmentation_head(meta):
         return describe_head(args)
     loaded = load_model(args.checkpoint, device="cpu")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ddpm.errors import UserError
 from ddpm.process.forward import extract, q_sample
 from ddpm.process.posterior import q_posterior_mean
 from ddpm.schedules import NoiseSchedule
@@ -121,9 +122,9 @@ def eps_denoiser_from_mean(denoise, schedule: NoiseSchedule):
     def as_eps(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         index = t.round().long()
         if not torch.equal(index.to(t.dtype), t):
-            raise ValueError(
+            raise UserError(
                 "a mean-predicting model (prediction_type mu) answers only at its training timesteps; "
-                "sample it with ancestral, ddim or a solver on a trailing/leading grid"
+                "sample it with ancestral, ddim or a solver whose steps fall on them"
             )
         index = index.clamp(0, schedule.num_timesteps - 1)
         mu = denoise(xt, t)
