@@ -12,7 +12,7 @@ implies, on test images at uniformly drawn t), and samples (ancestral, the same 
 by domain FD, FID and the class histogram. Loss curves come from each run's log.jsonl.
 Writes results/prediction_targets.{json,md,png}.
 
-    python benchmarks/prediction_targets.py [--num 500] [--steps 100]
+    python benchmarks/prediction_targets.py [--num 500] [--real 1000] [--steps 50]
 """
 
 from __future__ import annotations
@@ -80,8 +80,11 @@ def loss_curve(run: Path) -> list[tuple[int, float]]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num", type=int, default=500, help="samples (and real images) per arm (default: 500)")
-    p.add_argument("--steps", type=int, default=100, help="ancestral sampling steps (default: 100)")
+    p.add_argument("--num", type=int, default=500, help="samples per arm (default: 500)")
+    p.add_argument(
+        "--real", type=int, default=1000, help="real test (and floor train) images (default: 1000)"
+    )
+    p.add_argument("--steps", type=int, default=50, help="ancestral sampling steps (default: 50)")
     p.add_argument("--held-out", type=int, default=2000, help="test images for the held-out errors")
     args = p.parse_args()
     from common import DomainProbe
@@ -89,11 +92,11 @@ def main() -> None:
     probe = DomainProbe(args.num)
     space = inception_space()
     data = DataConfig(dataset="fashion-mnist", image_size=32)
-    key = f"fashion-mnist-32-{args.num}"
+    key = f"fashion-mnist-32-{args.real}"  # the cache keys of `ddpm eval`: features are shared
     real_stats = gaussian_stats(
-        cached_features(space, f"{key}-test", lambda: real_images(data, "test", args.num))
+        cached_features(space, f"{key}-test", lambda: real_images(data, "test", args.real))
     )
-    floor = cached_features(space, f"{key}-train", lambda: real_images(data, "train", args.num))
+    floor = cached_features(space, f"{key}-train", lambda: real_images(data, "train", args.real))
     fid_floor = frechet_distance(*gaussian_stats(floor), *real_stats)
     test = load_fashion_mnist(split="test").images[-args.held_out :]
     results = {}
@@ -117,7 +120,8 @@ def main() -> None:
         print(name, {k: v for k, v in results[name].items() if k != "curve"}, flush=True)
     lines = [
         f"Same U-Net (fashion-mnist-demo), 600 steps of 32 each; {args.num} samples by ancestral sampling "
-        f"({args.steps} steps) against {args.num} test images (FID floor {fid_floor:.1f}). Held-out errors: "
+        f"({args.steps} steps) against {args.real} test images (FID floor: {args.real} train images, "
+        f"{fid_floor:.1f}); domain FD against {args.num} test images. Held-out errors: "
         f"{args.held_out} test images, t uniform, the ε̂ and x̂₀ implied by each network's output "
         "(t0/t1/t2 = thirds of the chain, t0 the least noisy).",
         "",
