@@ -7,7 +7,7 @@ class histogram (normalised entropy, share of samples the classifier recognises 
 likelihood in bits/dim where the model has one; speed = images per second and time to the first
 image. Every arm is written to results/trilemma/ARM.json as soon as it is measured.
 
-    python benchmarks/trilemma.py evaluate [--arms fm-gan,...] [--num 1000]
+    python benchmarks/trilemma.py evaluate [--arms fm-gan,...] [--num 500] [--real 1000] [--real-faces 500]
     python benchmarks/trilemma.py speed      # run with nothing else on the machine
     python benchmarks/trilemma.py report     # results/trilemma.{json,md,png}
 
@@ -23,19 +23,27 @@ The trained runs come from (one thread each, two at a time, 10 minutes):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from common import RESULTS, write_results
 
 from ddpm.checkpoints import read_meta
+from ddpm.data import DataConfig
+from ddpm.eval.features import cached_features, domain_space, inception_space
+from ddpm.eval.frechet import frechet_distance, gaussian_stats
+from ddpm.eval.precision_recall import precision_recall
+from ddpm.imaging import to_uint8
 from ddpm.pipelines import generate, load_model
 from ddpm.pipelines.baselines import generate_baseline, is_baseline, load_baseline
-from ddpm.pipelines.evaluate import EvalConfig, evaluate
+from ddpm.pipelines.evaluate import EvalConfig, evaluate, real_images, real_set_key
 from ddpm.pipelines.locate import resolve_checkpoint
+from ddpm.pipelines.metrics import class_report
 
 OUT = RESULTS / "trilemma"
 RUNS = Path(__file__).resolve().parent.parent / "runs"
@@ -87,36 +95,101 @@ def load(arm: Arm):
     return load_model(path, device="cpu")
 
 
-def evaluate_arm(arm: Arm, num: int, nll_num: int) -> dict:
+class Judge:
+    """The metrics of ``ddpm eval`` for one data set, with the real sets' features computed once:
+    FID (Inception) of ``num`` samples against ``real`` test images, its floor (``real`` train
+    images), precision/recall (Kynkäänniemi et al. 2019, k = 3) in the domain classifier's space on
+    Fashion-MNIST and Inception's on faces, the class histogram on Fashion-MNIST."""
+
+    def __init__(self, data_name: str, real: int):
+        self.data = DataConfig(dataset=data_name, image_size=32, channels=3 if data_name == "faces" else 1)
+        self.inception = inception_space(progress=False)
+        test = functools.cache(lambda: real_images(self.data, "test", real))
+        train = functools.cache(lambda: real_images(self.data, "train", real))
+        key = real_set_key(self.data, real, test)
+        test_features = cached_features(self.inception, f"{key}-test", test)
+        self.test_stats = gaussian_stats(test_features)
+        self.inception_real = test_features
+        floor = cached_features(self.inception, f"{key}-train", train)
+        self.fid_floor = frechet_distance(*gaussian_stats(floor), *self.test_stats)
+        self.classifier = None
+        if data_name == "fashion-mnist":
+            self.pr_space, self.classifier = domain_space(progress=False)
+            self.pr_real = cached_features(self.pr_space, f"{key}-test", test)
+            self.pr_floor = cached_features(self.pr_space, f"{key}-train", train)
+            self.floor_images = train
+        else:
+            self.pr_space, self.pr_real, self.pr_floor = self.inception, test_features, floor
+        self.real = real
+
+    def __call__(self, fake: torch.Tensor) -> dict:
+        f_inc = self.inception(fake)
+        f_pr = f_inc if self.pr_space is self.inception else self.pr_space(fake)
+        p, r = precision_recall(self.pr_real, f_pr)
+        pf, rf = precision_recall(self.pr_real, self.pr_floor[: len(fake)])  # as many as the samples
+        out = {
+            "fid": {
+                "value": frechet_distance(*gaussian_stats(f_inc), *self.test_stats),
+                "floor": self.fid_floor,
+            },
+            "pr": {
+                "precision": p,
+                "recall": r,
+                "floor_precision": pf,
+                "floor_recall": rf,
+                "space": self.pr_space.name,
+            },
+        }
+        if self.pr_space is not self.inception:  # Fashion-MNIST: Inception's view as well
+            p, r = precision_recall(self.inception_real, f_inc)
+            out["pr_inception"] = {"precision": p, "recall": r, "space": "inception"}
+        self.last_features = {"inception": f_inc, self.pr_space.name: f_pr}
+        if self.classifier is not None:
+            out["classes"] = class_report(self.classifier, fake, self.floor_images()[: len(fake)])
+        return out
+
+
+def evaluate_arm(arm: Arm, judge: Judge, num: int, nll_num: int) -> dict:
+    """``num`` samples of the arm scored by ``judge``; the likelihood where the model has one."""
     loaded = load(arm)
-    metrics = ["fid", "pr"] + (["classes"] if arm.data == "fashion-mnist" else [])
-    if arm.family in ("vae", "flow") or (arm.family == "diffusion" and arm.nfe == 50):
-        metrics.append("nll")
-    config = EvalConfig(metrics=tuple(metrics), num=num, nll_num=nll_num, batch_size=100, progress=True)
-    if arm.family == "diffusion":
-        config = replace(config, sampler=sampler_for(loaded, arm.nfe))
     start = time.perf_counter()
-    report = evaluate(loaded, config)
+    if arm.family == "diffusion":
+        sampler = sampler_for(loaded, arm.nfe)
+        images = generate(loaded, num, seed=0, sampler=sampler, batch_size=100, progress=False).images
+    else:
+        images = generate_baseline(loaded, num, seed=0, batch_size=100, progress=False)
+    sampling = time.perf_counter() - start
+    fake = to_uint8(images)
+    report = {"num_samples": num, "num_real": judge.real, "metrics": judge(fake)}
+    np.savez_compressed(
+        RUNS / "trilemma" / f"{arm.name}-samples.npz", images=fake.numpy(), **judge.last_features
+    )
+    if arm.family in ("vae", "flow") or (arm.family == "diffusion" and arm.nfe == 50):
+        nll = evaluate(
+            loaded, EvalConfig(metrics=("nll",), nll_num=nll_num, batch_size=nll_num, progress=False)
+        )
+        report["metrics"]["nll"] = nll["metrics"]["nll"]
     report["wall_seconds"] = time.perf_counter() - start
-    meta_state = loaded.meta.get("state", {})
-    report["arm"] = {
-        **vars(arm),
-        "step": meta_state.get("step"),
-        "images_seen": meta_state.get("images_seen"),
-    }
-    report["training_seconds"] = meta_state.get("elapsed_seconds")
+    report["sampling_seconds"] = sampling
+    state = loaded.meta.get("state", {})
+    report["arm"] = {**vars(arm), "step": state.get("step"), "images_seen": state.get("images_seen")}
+    report["training_seconds"] = state.get("elapsed_seconds")
     return report
 
 
 def cmd_evaluate(args) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     chosen = [a for a in arms() if not args.arms or a.name in args.arms.split(",")]
+    judges = {}
     for arm in chosen:
         path = OUT / f"{arm.name}.json"
         if path.is_file() and not args.again:
             print(f"{arm.name}: measured already ({path})")
             continue
-        report = evaluate_arm(arm, args.num, args.nll_num)
+        real = args.real if arm.data == "fashion-mnist" else args.real_faces
+        if arm.data not in judges:
+            judges[arm.data] = Judge(arm.data, real)
+        report = evaluate_arm(arm, judges[arm.data], args.num, args.nll_num)
         path.write_text(json.dumps(report, indent=2) + "\n")
         m = report["metrics"]
         print(
@@ -176,6 +249,10 @@ def row(arm: Arm, report: dict, speed: dict) -> dict:
         "precision": m["pr"]["precision"],
         "recall": m["pr"]["recall"],
         "pr_space": m["pr"]["space"],
+        "precision_inception": m.get("pr_inception", m["pr"])["precision"],
+        "recall_inception": m.get("pr_inception", m["pr"])["recall"],
+        "num": report["num_samples"],
+        "num_real": report["num_real"],
     }
     if "classes" in m:
         out["class_entropy"] = m["classes"]["normalised_entropy"]
@@ -200,10 +277,11 @@ def cmd_report(args) -> None:
     lines = [
         "# The trilemma on our data",
         "",
-        f"Each model trained for 10 minutes of one CPU thread (two runs side by side); 'shipped' is the "
-        f"pretrained diffusion model. {args.num} samples against {args.num} test images; FID floor = train "
-        "vs test images. Precision/recall in the domain classifier's space on Fashion-MNIST, Inception's "
-        "on faces. Speed: "
+        "Each model trained for 10 minutes of one CPU thread (two runs side by side); 'shipped' is the "
+        "pretrained diffusion model. Samples against real test images ("
+        + ", ".join(sorted({f"{r['num']} against {r['num_real']} on {r['data']}" for r in rows}))
+        + "); FID floor = as many train images against the test images. Precision/recall in the "
+        "domain classifier's space on Fashion-MNIST, Inception's on faces. Speed: "
         + (
             f"{speed['_conditions']['threads']} threads, {speed['_conditions']['note']}."
             if speed
@@ -266,7 +344,11 @@ def main() -> None:
     sub = p.add_subparsers(required=True)
     e = sub.add_parser("evaluate")
     e.add_argument("--arms", default="", help="comma-separated arm names (default: all)")
-    e.add_argument("--num", type=int, default=1000)
+    e.add_argument("--num", type=int, default=500, help="samples per arm (default: 500)")
+    e.add_argument(
+        "--real", type=int, default=1000, help="Fashion-MNIST real test/train images (default: 1000)"
+    )
+    e.add_argument("--real-faces", type=int, default=500, help="faces real test/train images (default: 500)")
     e.add_argument("--nll-num", type=int, default=32, help="test images for the likelihood (default: 32)")
     e.add_argument("--again", action="store_true", help="measure arms that have results already")
     e.set_defaults(handler=cmd_evaluate)
@@ -276,7 +358,6 @@ def main() -> None:
     s.add_argument("--note", default="nothing else running")
     s.set_defaults(handler=cmd_speed)
     r = sub.add_parser("report")
-    r.add_argument("--num", type=int, default=1000)
     r.set_defaults(handler=cmd_report)
     args = p.parse_args()
     args.handler(args)
