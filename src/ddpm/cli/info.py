@@ -113,7 +113,8 @@ def describe_baseline(args: argparse.Namespace) -> int:
     print(f"baseline     {FAMILY_NAMES[b.family]}, {report['parameters']:,} parameters, {c}×{h}×{w} images")
     print(f"sampling     one network pass per image, z of {loaded.noise_shape[0]} numbers")
     print(
-        f"training     step {report['step']}, {report['images_seen']} images, {report['training_minutes']} min"
+        f"training     step {report['step']}, {report['images_seen']} images, "
+        f"{report['training_minutes']} min"
     )
     return 0
 
