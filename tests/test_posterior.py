@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from ddpm.errors import UserError
 from ddpm.process import (
     predict_eps,
     predict_x0,
@@ -14,7 +15,6 @@ from ddpm.process import (
     training_target,
     v_from_x0_eps,
 )
-from ddpm.errors import UserError
 from ddpm.schedules import ScheduleConfig, make_schedule
 
 
