@@ -86,6 +86,7 @@ def main() -> None:
     )
     p.add_argument("--steps", type=int, default=50, help="ancestral sampling steps (default: 50)")
     p.add_argument("--held-out", type=int, default=2000, help="test images for the held-out errors")
+    p.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms (default: all)")
     args = p.parse_args()
     from common import DomainProbe
 
@@ -100,7 +101,8 @@ def main() -> None:
     fid_floor = frechet_distance(*gaussian_stats(floor), *real_stats)
     test = load_fashion_mnist(split="test").images[-args.held_out :]
     results = {}
-    for name, label in ARMS.items():
+    for name in args.arms.split(","):
+        label = ARMS[name]
         run = RUNS / f"target-{name}"
         loaded = load_model(run, device="cpu")
         sampler = replace(loaded.config.sample, sampler="ancestral", steps=args.steps)
