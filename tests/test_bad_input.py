@@ -76,7 +76,7 @@ CASES = [
     ([*TRAIN, "--out", "{root}/n", "--train.ema_decay", "1"], f"train.ema_decay {FINITE} in [0, 1)"),
     ([*TRAIN, "--out", "{root}/n", "--train.adam_beta2", "1.5"], "train.adam_beta2"),
     ([*TRAIN, "--out", "{root}/n", "--model.base_channels", "0"], "model.base_channels must be an integer"),
-    ([*TRAIN, "--out", "{root}/n", "--model.head_channels", "0"], "model.head_channels must be an integer"),
+    ([*TRAIN, "--out", "{root}/n", "--model.head_channels", "-1"], "model.head_channels must be an integer"),
     ([*TRAIN, "--out", "{root}/n", "--model.head_channels", "5"], "model.head_channels must divide"),
     ([*TRAIN, "--out", "{root}/n", "--train.weight_decay", "-1"], f"train.weight_decay {FINITE} ≥ 0"),
     ([*TRAIN, "--out", "{root}/n", "--diffusion.cosine_s", "-0.1"], "diffusion.cosine_s must be"),

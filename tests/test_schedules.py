@@ -45,7 +45,12 @@ def test_cosine_betas_are_capped():
 
 @pytest.mark.parametrize(
     "ours, theirs",
-    [("linear", "linear"), ("cosine", "squaredcos_cap_v2"), ("sigmoid", "sigmoid")],
+    [
+        ("linear", "linear"),
+        ("cosine", "squaredcos_cap_v2"),
+        ("sigmoid", "sigmoid"),
+        ("scaled_linear", "scaled_linear"),
+    ],
 )
 @pytest.mark.parametrize("zero_snr", [False, True])
 def test_alpha_bar_matches_diffusers(ours, theirs, zero_snr):

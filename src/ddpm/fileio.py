@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+TEMP_PREFIX = "."  # a folder is written as .{name}.XXXX, then renamed; the old one goes to .{name}.old
 
 
 def default_mode(directory: bool = False) -> int:
@@ -44,6 +47,35 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace a text file atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_folder_atomic(directory: Path, fill: Callable[[Path], None]) -> Path:
+    """Make ``directory`` by letting ``fill`` write into a temporary folder beside it, flushing it,
+    and renaming it into place: a killed write leaves the old folder (or none), never half of one."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{directory.name}.", dir=directory.parent))
+    try:
+        os.chmod(tmp, default_mode(directory=True))
+        fill(tmp)
+        for folder, subfolders, files in os.walk(tmp):
+            for name in subfolders:
+                os.chmod(Path(folder) / name, default_mode(directory=True))
+            for name in files:
+                os.chmod(Path(folder) / name, default_mode())
+                fsync_path(Path(folder) / name)
+            fsync_path(Path(folder))
+        if directory.exists():
+            old = directory.with_name(f"{TEMP_PREFIX}{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            directory.rename(old)
+            tmp.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(directory)
+        fsync_path(directory.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
 
 
 def cache_dir() -> Path:

@@ -18,12 +18,20 @@ import torch
 
 from ddpm.validation import require_choice, require_number, require_positive_int
 
-SCHEDULE_NAMES = ("linear", "cosine", "sigmoid")
+SCHEDULE_NAMES = ("linear", "cosine", "sigmoid", "scaled_linear")
 
 
 def linear_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """β_t rising linearly from ``beta_start`` to ``beta_end`` (DDPM §4: 1e-4 → 0.02, T = 1000)."""
     return torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
+
+
+def scaled_linear_betas(
+    num_timesteps: int, beta_start: float = 0.00085, beta_end: float = 0.012
+) -> torch.Tensor:
+    """√β_t rising linearly from √beta_start to √beta_end: the schedule of latent diffusion
+    (Rombach et al. 2022; diffusers' ``beta_schedule="scaled_linear"``)."""
+    return torch.linspace(beta_start**0.5, beta_end**0.5, num_timesteps, dtype=torch.float64) ** 2
 
 
 def cosine_alpha_bar(t: torch.Tensor, s: float = 0.008) -> torch.Tensor:
@@ -67,10 +75,12 @@ def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
 class ScheduleConfig:
     """Which noise schedule to build."""
 
-    schedule: str = field(default="linear", metadata={"help": "β schedule: linear, cosine or sigmoid"})
+    schedule: str = field(
+        default="linear", metadata={"help": "β schedule: linear, cosine, sigmoid or scaled_linear"}
+    )
     num_timesteps: int = field(default=1000, metadata={"help": "number of diffusion steps T"})
-    beta_start: float = field(default=1e-4, metadata={"help": "first β (linear, sigmoid)"})
-    beta_end: float = field(default=0.02, metadata={"help": "last β (linear, sigmoid)"})
+    beta_start: float = field(default=1e-4, metadata={"help": "first β (linear, sigmoid, scaled_linear)"})
+    beta_end: float = field(default=0.02, metadata={"help": "last β (linear, sigmoid, scaled_linear)"})
     cosine_s: float = field(default=0.008, metadata={"help": "offset s of the cosine schedule"})
     zero_terminal_snr: bool = field(
         default=False, metadata={"help": "rescale so that ᾱ_T = 0 (Lin et al. 2023)"}
@@ -143,6 +153,8 @@ def betas_for(config: ScheduleConfig) -> torch.Tensor:
         return linear_betas(config.num_timesteps, config.beta_start, config.beta_end)
     if config.schedule == "cosine":
         return cosine_betas(config.num_timesteps, config.cosine_s)
+    if config.schedule == "scaled_linear":
+        return scaled_linear_betas(config.num_timesteps, config.beta_start, config.beta_end)
     return sigmoid_betas(config.num_timesteps, config.beta_start, config.beta_end)
 
 

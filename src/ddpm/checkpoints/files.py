@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ddpm.checkpoints.diffusers_folder import diffusers_meta, diffusers_weights, is_diffusers_folder
 from ddpm.checkpoints.run_folder import META_FILE, refuse_writing_over_a_run
 from ddpm.errors import UserError
-from ddpm.fileio import default_mode, fsync_path, write_text_atomic
+from ddpm.fileio import TEMP_PREFIX, write_folder_atomic, write_text_atomic
 
 FORMAT = "ddpm-checkpoint"
 VERSION = 1
-TEMP_PREFIX = "."  # a checkpoint is written as .{name}.XXXX, then renamed; the old one goes to .{name}.old
 
 
 def write_checkpoint(directory: str | Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict) -> Path:
@@ -39,36 +37,21 @@ def write_checkpoint(directory: str | Path, tensors: dict[str, dict[str, torch.T
 
 
 def _write_folder(directory: Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict) -> Path:
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{directory.name}.", dir=directory.parent))
-    try:
-        os.chmod(tmp, default_mode(directory=True))
+    def fill(tmp: Path) -> None:
         for name, group in tensors.items():
             flat = {k: v.detach().cpu().contiguous() for k, v in group.items()}
             save_file(flat, tmp / f"{name}.safetensors")
         body = {"format": FORMAT, "version": VERSION, **meta}
         (tmp / META_FILE).write_text(json.dumps(body, indent=2) + "\n")
-        for f in tmp.iterdir():
-            os.chmod(f, default_mode())
-            fsync_path(f)
-        fsync_path(tmp)
-        if directory.exists():
-            old = directory.with_name(f"{TEMP_PREFIX}{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            directory.rename(old)
-            tmp.rename(directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(directory)
-        fsync_path(directory.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return directory
+
+    return write_folder_atomic(directory, fill)
 
 
 def read_meta(directory: str | Path) -> dict:
-    """The ``checkpoint.json`` of a checkpoint folder, validated."""
+    """The ``checkpoint.json`` of a checkpoint folder, validated (a diffusers folder's, made up)."""
     path = Path(directory) / META_FILE
+    if not path.is_file() and is_diffusers_folder(directory):
+        return {"format": FORMAT, "version": VERSION, **diffusers_meta(directory)}
     if not path.is_file():
         raise UserError(f"{directory} is not a checkpoint: {META_FILE} is missing")
     try:
@@ -83,8 +66,11 @@ def read_meta(directory: str | Path) -> dict:
 
 
 def read_tensors(directory: str | Path, name: str) -> dict[str, torch.Tensor]:
-    """Load ``{name}.safetensors`` from a checkpoint folder; corrupt files raise UserError."""
+    """Load ``{name}.safetensors`` from a checkpoint folder (a diffusers folder: its U-Net's weights,
+    renamed as ours); corrupt files raise UserError."""
     path = Path(directory) / f"{name}.safetensors"
+    if not path.is_file() and name in ("ema", "model") and is_diffusers_folder(directory):
+        return diffusers_weights(directory)
     if not path.is_file():
         raise UserError(f"checkpoint {directory} has no {path.name}")
     try:

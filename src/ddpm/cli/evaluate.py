@@ -18,7 +18,7 @@ from ddpm.errors import UserError
 from ddpm.fileio import atomic_write, write_text_atomic
 from ddpm.pipelines import load_model
 from ddpm.pipelines.baselines import is_baseline, load_baseline
-from ddpm.pipelines.evaluate import METRICS, EvalConfig, evaluate
+from ddpm.pipelines.evaluate import METRICS, EvalConfig, evaluate, reference_data
 from ddpm.pipelines.locate import resolve_checkpoint
 from ddpm.samplers import SamplerConfig
 
@@ -60,6 +60,12 @@ def add_parser(sub) -> None:
         metavar="NPZ",
         help="measure these images instead of sampling: a .npz whose array 'images' is N×C×H×W uint8 "
         "(as --save-samples writes); the first --num are used",
+    )
+    p.add_argument(
+        "--data",
+        metavar="NAME_OR_FOLDER",
+        help="reference images: a data set name or a folder of images (default: the model's own data; "
+        "needed for diffusers folders)",
     )
     p.add_argument("--save-samples", metavar="NPZ", help="also write the measured samples to this .npz")
     p.add_argument("--out", help="JSON report to write")
@@ -139,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         loaded = load_model(args.checkpoint, device=args.device, autoencoder=args.autoencoder)
         config = replace(config, sampler=replace_from_flags(loaded.config.sample, args))
+    if args.data:
+        config = replace(config, data=reference_data(loaded, args.data))
+    elif loaded.meta.get("kind") == "diffusers":
+        raise UserError("a diffusers folder names no data set: give --data NAME_OR_FOLDER to compare with")
     samples = read_samples(args.samples) if args.samples else None
     save = (lambda images: write_samples(args.save_samples, images)) if args.save_samples else None
     report = evaluate(loaded, config, samples, on_samples=save)

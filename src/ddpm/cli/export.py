@@ -5,21 +5,30 @@ from __future__ import annotations
 import argparse
 
 from ddpm.checkpoints import refuse_writing_over_a_run
-from ddpm.pipelines import export_checkpoint
+from ddpm.errors import UserError
+from ddpm.pipelines import export_checkpoint, export_diffusers
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="write a small inference checkpoint",
+        help="write a small inference checkpoint, or a diffusers pipeline folder",
         description=(
             "Copy the EMA weights and configuration of a checkpoint into a small folder "
-            "(an autoencoder: its weights, configuration and latent scale factor). "
-            "--out is never a training checkpoint, a run folder or inside a run's checkpoints/."
+            "(an autoencoder: its weights, configuration and latent scale factor). With --format "
+            "diffusers, write a folder that diffusers.DDPMPipeline.from_pretrained loads "
+            "(model_index.json, unet/, scheduler/): unconditional and class-conditional pixel "
+            "models. --out is never a training checkpoint, a run folder or inside a run's checkpoints/."
         ),
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint or run folder")
     p.add_argument("--out", required=True, help="folder to write (outside any run's checkpoints/)")
+    p.add_argument(
+        "--format",
+        default="ddpm",
+        choices=("ddpm", "diffusers"),
+        help="ddpm (default): our checkpoint folder; diffusers: a DDPMPipeline folder",
+    )
     p.add_argument(
         "--dtype",
         default="float32",
@@ -41,7 +50,12 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     refuse_writing_over_a_run(args.out)  # before loading anything: the answer does not depend on it
-    path = export_checkpoint(args.checkpoint, args.out, args.dtype, args.weights, args.autoencoder)
-    size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
+    if args.format == "diffusers":
+        if args.autoencoder:
+            raise UserError("--autoencoder applies to --format ddpm (latent models have no diffusers form)")
+        path = export_diffusers(args.checkpoint, args.out, args.dtype, args.weights)
+    else:
+        path = export_checkpoint(args.checkpoint, args.out, args.dtype, args.weights, args.autoencoder)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
     print(f"wrote {path} ({size:.1f} MB)")
     return 0

@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint   {report['path']} ({report['kind']})")
     print(
         f"model        U-Net, {report['parameters']:,} parameters, {c.model.in_channels}×"
-        f"{c.model.image_size}×{c.model.image_size}, "
+        f"{c.model.image_size}×{c.model.width}, "
         f"widths {c.model.base_channels}×{list(c.model.channel_mult)}, "
         f"attention at {list(c.model.attention_resolutions)}"
     )
@@ -160,11 +160,16 @@ def run(args: argparse.Namespace) -> int:
         f"diffusion    {c.diffusion.schedule} schedule, T = {c.diffusion.num_timesteps}, predicts "
         f"{c.diffusion.prediction_type}, ᾱ_T = {report['terminal_alpha_bar']:.3g}"
     )
-    print(
-        f"training     step {report['step']}, {report['images_seen']} images, "
-        f"{report['training_minutes']} min, "
-        f"data {c.data.dataset}"
-    )
+    if report["kind"] == "diffusers":
+        print(
+            f"training     not recorded (a diffusers folder; scheduler {loaded.meta.get('scheduler_class')})"
+        )
+    else:
+        print(
+            f"training     step {report['step']}, {report['images_seen']} images, "
+            f"{report['training_minutes']} min, "
+            f"data {c.data.dataset}"
+        )
     if loaded.autoencoder is not None:
         ae = loaded.autoencoder
         print(

@@ -10,7 +10,13 @@ from ddpm.checkpoints import META_FILE, CheckpointDir
 from ddpm.cli.checks import check_output_folder
 from ddpm.configuration import add_override_arguments, overrides_from_args
 from ddpm.errors import UserError
-from ddpm.pipelines.experiment import ExperimentConfig, bundled_configs, load_experiment_config, run_training
+from ddpm.pipelines.experiment import (
+    ExperimentConfig,
+    bundled_configs,
+    load_experiment_config,
+    run_training,
+)
+from ddpm.pipelines.stored_config import with_legacy_defaults
 
 
 def add_parser(sub) -> None:
@@ -48,6 +54,7 @@ def _saved_config(out: Path) -> dict:
         saved = json.loads(path.read_text())
         if not isinstance(saved, dict):
             raise ValueError("not a JSON object")
+        saved = with_legacy_defaults(saved)
         load_experiment_config(saved)
     except (ValueError, UserError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         why = str(err).splitlines()[0] if str(err) else type(err).__name__

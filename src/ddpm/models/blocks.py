@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+def group_norm(channels: int, groups: int, eps: float = 1e-6) -> nn.GroupNorm:
     """GroupNorm with gcd(groups, channels) groups: ``groups`` wherever it divides the channels,
     fewer where it does not (as at skip concatenations of unequal widths)."""
-    return nn.GroupNorm(math.gcd(groups, channels), channels, eps=1e-6)
+    return nn.GroupNorm(math.gcd(groups, channels), channels, eps=eps)
 
 
 class ResBlock(nn.Module):
@@ -21,12 +21,12 @@ class ResBlock(nn.Module):
     The last conv starts at zero so each block begins as the identity, which steadies early training.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int):
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int, eps: float = 1e-6):
         super().__init__()
-        self.norm1 = group_norm(in_ch, groups)
+        self.norm1 = group_norm(in_ch, groups, eps)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb = nn.Linear(emb_dim, out_ch)
-        self.norm2 = group_norm(out_ch, groups)
+        self.norm2 = group_norm(out_ch, groups, eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
@@ -45,15 +45,23 @@ class Attention(nn.Module):
 
     Without ``context`` it is self-attention (DDPM App. B, at 16×16); with a context sequence
     (B, L, context_dim) the pixels query it (cross-attention, Rombach et al. 2022 §3.3), and
-    ``context_mask`` (B, L), True for real tokens, hides padding.
+    ``context_mask`` (B, L), True for real tokens, hides padding. ``head_channels`` 0 means one head.
     """
 
-    def __init__(self, channels: int, head_channels: int, groups: int, context_dim: int | None = None):
+    def __init__(
+        self,
+        channels: int,
+        head_channels: int,
+        groups: int,
+        context_dim: int | None = None,
+        eps: float = 1e-6,
+    ):
         super().__init__()
+        head_channels = head_channels or channels
         if channels % head_channels:
             raise ValueError(f"{channels} channels cannot be split into heads of {head_channels}")
         self.heads = channels // head_channels
-        self.norm = group_norm(channels, groups)
+        self.norm = group_norm(channels, groups, eps)
         self.q = nn.Linear(channels, channels)
         kv_in = context_dim or channels
         self.kv = nn.Linear(kv_in, 2 * channels)

@@ -23,7 +23,19 @@ from torch import nn
 
 from ddpm.models.blocks import Attention, Downsample, ResBlock, Upsample, group_norm
 from ddpm.models.embeddings import TimestepEmbedding, class_embedding, null_label
-from ddpm.validation import InvalidValue, require_int, require_ints, require_number, require_positive_int
+from ddpm.validation import (
+    InvalidValue,
+    require_choice,
+    require_int,
+    require_ints,
+    require_number,
+    require_positive_int,
+)
+
+# The middle block: ResNet → self-attention → ResNet (DDPM's TF code, ADM, diffusers' UNetMidBlock2D),
+# or ResNet → ResNet → attention, the order of checkpoints that predate the option.
+MID_BLOCK_ORDERS = ("resnet-attention-resnet", "resnet-resnet-attention")
+LEGACY_MID_BLOCK_ORDER = "resnet-resnet-attention"
 
 
 @dataclass
@@ -48,9 +60,28 @@ class UNetConfig:
         default=(16,), metadata={"help": "resolutions that get self-attention"}
     )
     mid_attention: bool = field(default=True, metadata={"help": "self-attention in the middle block"})
-    head_channels: int = field(default=32, metadata={"help": "channels per attention head"})
+    mid_block_order: str = field(
+        default="resnet-attention-resnet",
+        metadata={
+            "help": "middle block: resnet-attention-resnet (as DDPM, ADM, diffusers) or "
+            "resnet-resnet-attention (checkpoints made before this option)",
+            "choices": MID_BLOCK_ORDERS,
+        },
+    )
+    head_channels: int = field(
+        default=32, metadata={"help": "channels per attention head; 0 = one head per attention layer"}
+    )
     dropout: float = field(default=0.1, metadata={"help": "dropout inside ResNet blocks"})
     norm_groups: int = field(default=32, metadata={"help": "GroupNorm groups (gcd with the channels)"})
+    norm_eps: float = field(default=1e-6, metadata={"help": "GroupNorm ε"})
+    time_cos_first: bool = field(
+        default=True,
+        metadata={"help": "timestep features [cos, sin] (true) or [sin, cos] (the original DDPM code)"},
+    )
+    time_frequency_shift: float = field(
+        default=0.0,
+        metadata={"help": "timestep frequencies 10000^(-k/(d/2 - shift)); the original DDPM code uses 1"},
+    )
     num_classes: int = field(
         default=0, metadata={"help": "class labels for conditioning (plus a learned 'no label'); 0 = none"}
     )
@@ -63,11 +94,16 @@ class UNetConfig:
     def __post_init__(self) -> None:
         self.channel_mult = tuple(self.channel_mult)
         self.attention_resolutions = tuple(self.attention_resolutions)
-        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "head_channels"):
+        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks"):
             require_positive_int(name, getattr(self, name))
         require_positive_int("norm_groups", self.norm_groups)
         for name in ("out_channels", "cond_channels", "num_classes", "context_dim", "image_width"):
             require_int(name, getattr(self, name), 0)
+        require_int("head_channels", self.head_channels, 0)
+        require_number("norm_eps", self.norm_eps, 0, 1, low_open=True)
+        require_choice("mid_block_order", self.mid_block_order, MID_BLOCK_ORDERS)
+        half = self.base_channels // 2
+        require_number("time_frequency_shift", self.time_frequency_shift, 0, half, high_open=True)
         require_ints("channel_mult", self.channel_mult)
         require_ints("attention_resolutions", self.attention_resolutions, allow_empty=True)
         require_number("dropout", self.dropout, 0, 1, high_open=True)
@@ -87,7 +123,7 @@ class UNetConfig:
         widths = {self.base_channels * resolutions[r] for r in self.attention_resolutions}
         if self.mid_attention or self.context_dim:
             widths.add(self.base_channels * self.channel_mult[-1])
-        if any(w % self.head_channels for w in widths):
+        if self.head_channels and any(w % self.head_channels for w in widths):
             raise InvalidValue(
                 "head_channels",
                 f"must divide the width of every attention layer {sorted(widths)}",
@@ -129,20 +165,25 @@ class UNet(nn.Module):
         self.gradient_checkpointing = False  # recompute each layer in the backward pass (saves memory)
         ch = c.base_channels
         emb_dim = 4 * ch
-        self.time_embed = TimestepEmbedding(ch, emb_dim)
+        time_features = {"cos_first": c.time_cos_first, "frequency_shift": c.time_frequency_shift}
+        self.time_embed = TimestepEmbedding(ch, emb_dim, **time_features)
         # with a learned row for the "no label" index that classifier-free guidance uses
         self.class_embed = class_embedding(c.num_classes, emb_dim) if c.num_classes else None
         # the noise level s ∈ [0, 1] of an augmented conditioning image, embedded like a timestep
-        self.aug_embed = TimestepEmbedding(ch, emb_dim) if c.aug_level else None
+        self.aug_embed = TimestepEmbedding(ch, emb_dim, **time_features) if c.aug_level else None
+
+        def resnet(in_ch: int, out_ch: int) -> ResBlock:
+            return ResBlock(in_ch, out_ch, emb_dim, c.dropout, c.norm_groups, c.norm_eps)
+
+        def attention(channels: int, context_dim: int | None = None) -> Attention:
+            return Attention(channels, c.head_channels, c.norm_groups, context_dim, c.norm_eps)
 
         def layer(in_ch: int, out_ch: int, res: int) -> UNetLayer:
             attn = res in c.attention_resolutions
             return UNetLayer(
-                ResBlock(in_ch, out_ch, emb_dim, c.dropout, c.norm_groups),
-                Attention(out_ch, c.head_channels, c.norm_groups) if attn else None,
-                Attention(out_ch, c.head_channels, c.norm_groups, c.context_dim)
-                if attn and c.context_dim
-                else None,
+                resnet(in_ch, out_ch),
+                attention(out_ch) if attn else None,
+                attention(out_ch, c.context_dim) if attn and c.context_dim else None,
             )
 
         self.in_conv = nn.Conv2d(c.in_channels + c.cond_channels, ch, 3, padding=1)
@@ -158,16 +199,16 @@ class UNet(nn.Module):
                 skip_channels.append(cur)
                 res //= 2
 
-        self.mid = nn.ModuleList(
-            [
-                UNetLayer(ResBlock(cur, cur, emb_dim, c.dropout, c.norm_groups), None, None),
-                UNetLayer(
-                    ResBlock(cur, cur, emb_dim, c.dropout, c.norm_groups),
-                    Attention(cur, c.head_channels, c.norm_groups) if c.mid_attention else None,
-                    Attention(cur, c.head_channels, c.norm_groups, c.context_dim) if c.context_dim else None,
-                ),
-            ]
-        )
+        # the middle block: its attention layers follow its first ResNet block, or its second
+        def mid_layer(attending: bool) -> UNetLayer:
+            return UNetLayer(
+                resnet(cur, cur),
+                attention(cur) if attending and c.mid_attention else None,
+                attention(cur, c.context_dim) if attending and c.context_dim else None,
+            )
+
+        legacy = c.mid_block_order == LEGACY_MID_BLOCK_ORDER
+        self.mid = nn.ModuleList([mid_layer(not legacy), mid_layer(legacy)])
 
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(c.channel_mult))):
@@ -178,7 +219,7 @@ class UNet(nn.Module):
                 self.up.append(Upsample(cur))
                 res *= 2
 
-        self.out_norm = group_norm(cur, c.norm_groups)
+        self.out_norm = group_norm(cur, c.norm_groups, c.norm_eps)
         self.out_conv = nn.Conv2d(cur, c.output_channels, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
@@ -238,6 +279,23 @@ class UNet(nn.Module):
             else:
                 h = run(block, torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
         return self.out_conv(torch.nn.functional.silu(self.out_norm(h)))
+
+
+def reorder_mid_block(state: dict[str, torch.Tensor], source: str, target: str) -> dict[str, torch.Tensor]:
+    """Weights of a U-Net whose middle block runs in order ``source``, renamed for one that runs in
+    order ``target`` (:data:`MID_BLOCK_ORDERS`): the attention layers move from after the second ResNet
+    block to after the first (or back). The network this makes computes something else (the layers
+    run in another order), so it is a starting point for fine-tuning, not a conversion."""
+    if source == target:
+        return dict(state)
+    before, after = ("mid.1.", "mid.0.") if source == LEGACY_MID_BLOCK_ORDER else ("mid.0.", "mid.1.")
+    out = {}
+    for name, tensor in state.items():
+        for part in ("attn.", "cross."):
+            if name.startswith(before + part):
+                name = after + name[len(before) :]
+        out[name] = tensor
+    return out
 
 
 def _checkpointed(layer, *args):

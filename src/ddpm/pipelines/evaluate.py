@@ -14,10 +14,11 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
-from ddpm.data import DataConfig, load_dataset
+from ddpm.data import DATASETS, DataConfig, load_dataset
 from ddpm.errors import UserError
 from ddpm.eval.features import cached_features, domain_space, inception_space
 from ddpm.imaging import to_uint8
@@ -39,6 +40,7 @@ class EvalConfig:
     device: str = "auto"
     progress: bool = True
     pr_space: str = "auto"
+    data: DataConfig | None = None  # the reference images; None: the model's own data set
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.metrics) - set(METRICS))
@@ -52,6 +54,20 @@ class EvalConfig:
             raise UserError("--num must be ≥ 10, --nll-num and --batch-size ≥ 1")
         if not 0 <= self.seed < 2**32:
             raise UserError(f"--seed must be a whole number in [0, 2^32), got {self.seed}")
+
+
+def reference_data(loaded: LoadedModel | LoadedBaseline, spec: str) -> DataConfig:
+    """The data set to compare samples with: a data set name (at the model's image size and
+    channels) or a folder of images; for models without a data set of their own (diffusers folders)
+    or to compare against another one."""
+    channels, size = loaded.image_shape[0], loaded.image_shape[1]
+    if spec in DATASETS and spec != "folder":
+        return DataConfig(dataset=spec, image_size=size, channels=channels)
+    if not Path(spec).is_dir():
+        raise UserError(
+            f"--data {spec!r} is neither a data set ({', '.join(DATASETS)}) nor a folder of images"
+        )
+    return DataConfig(dataset="folder", path=spec, image_size=size, channels=channels)
 
 
 SPLIT_DATASETS = ("fashion-mnist", "faces", "emoji")  # data sets with a held-out test split
@@ -114,7 +130,7 @@ def evaluate(
     The first ``config.num`` of ``samples`` (N×C×H×W uint8) are measured instead of new ones;
     ``on_samples`` receives whichever images are measured (to save them, say)."""
     chosen = {name: metric for name, metric in METRICS.items() if name in config.metrics}
-    data = loaded.config.data
+    data = config.data or loaded.config.data
     report: dict = {
         "checkpoint": str(loaded.path),
         "num_samples": config.num,

@@ -13,7 +13,9 @@ from ddpm.errors import UserError
 from ddpm.models import UNetConfig
 from ddpm.models.autoencoder import AutoencoderConfig
 from ddpm.models.baselines import BaselineConfig
+from ddpm.pipelines.fine_tuning import initial_weights
 from ddpm.pipelines.latent import LatentConfig, check_latent_sampler, checked_autoencoder, latent_examples
+from ddpm.pipelines.stored_config import LEGACY_DEFAULTS
 from ddpm.process import DiffusionConfig
 from ddpm.runtime import set_threads
 from ddpm.samplers import SamplerConfig
@@ -85,6 +87,11 @@ def run_training(
     :func:`ddpm.training.autoencoder_trainer.train_autoencoder` for train.objective autoencoder)."""
     if config.train.objective in ("autoencoder", "baseline") and config.latent.autoencoder:
         raise UserError(f"an {config.train.objective} run trains in pixel space; drop latent.autoencoder")
+    if config.train.objective in ("autoencoder", "baseline") and config.train.init_from:
+        raise UserError(
+            f"train.init_from starts diffusion models; an {config.train.objective} run starts fresh"
+        )
+    start = initial_weights(config.train.init_from, config.model) if config.train.init_from else None
     set_threads(config.train.num_threads)  # data preparation (encoding latents) shares the budget
     coder = None
     if config.latent.autoencoder:
@@ -104,7 +111,7 @@ def run_training(
             loss=config.autoencoder_loss,
             train=config.train,
             full_config=to_dict(config),
-            config_defaults=to_dict(ExperimentConfig()),
+            config_defaults=merge(to_dict(ExperimentConfig()), LEGACY_DEFAULTS),
         )
         return train_autoencoder(run, dataset.images, out_dir, resume=resume, progress=progress)
     if config.train.objective == "baseline":
@@ -114,7 +121,7 @@ def run_training(
             baseline=config.baseline,
             train=config.train,
             full_config=to_dict(config),
-            config_defaults=to_dict(ExperimentConfig()),
+            config_defaults=merge(to_dict(ExperimentConfig()), LEGACY_DEFAULTS),
         )
         return train_baseline(run, dataset.images, out_dir, resume=resume, progress=progress)
     names = dataset.class_names if config.model.num_classes else ()
@@ -145,7 +152,8 @@ def run_training(
         full_config=to_dict(config),
         class_names=tuple(names),
         metadata=metadata,
-        config_defaults=to_dict(ExperimentConfig()),
+        config_defaults=merge(to_dict(ExperimentConfig()), LEGACY_DEFAULTS),
+        initial_weights=start,
     )
     return train(
         run,

@@ -8,12 +8,14 @@ from pathlib import Path
 import torch
 
 from ddpm.checkpoints import read_meta, read_tensors, write_checkpoint
+from ddpm.checkpoints.diffusers_folder import write_diffusers_folder
 from ddpm.configuration import from_dict, to_dict
 from ddpm.errors import UserError
 from ddpm.models import UNet
 from ddpm.pipelines.autoencoders import LoadedAutoencoder, autoencoder_of, is_autoencoder, load_autoencoder
 from ddpm.pipelines.experiment import ExperimentConfig
 from ddpm.pipelines.locate import pretrained_names, resolve_checkpoint
+from ddpm.pipelines.stored_config import with_legacy_defaults
 from ddpm.runtime import resolve_device
 from ddpm.schedules import NoiseSchedule, make_schedule
 
@@ -101,8 +103,10 @@ def load_model(
         )
     if "config" not in meta:
         raise UserError(f"checkpoint {path} lacks its configuration; it cannot be loaded")
-    config = from_dict(ExperimentConfig, meta["config"])
+    config = from_dict(ExperimentConfig, with_legacy_defaults(meta["config"]))
     available = [n for n in (weights, "ema", "model") if (path / f"{n}.safetensors").is_file()]
+    if meta.get("kind") == "diffusers":
+        available = ["ema"]  # the U-Net's weights, whichever kind they were
     if not available:
         raise UserError(f"checkpoint {path} has no weights file (ema.safetensors or model.safetensors)")
     state = read_tensors(path, available[0])
@@ -179,6 +183,27 @@ def export_checkpoint(
     return write_checkpoint(out, {"ema": state}, meta)
 
 
+def export_diffusers(
+    source: str | Path, out: str | Path, dtype: str = "float32", weights: str = "ema"
+) -> Path:
+    """Write a diffusers ``DDPMPipeline`` folder (``model_index.json``, ``unet/``, ``scheduler/``)
+    that computes what the model computes: ``DDPMPipeline.from_pretrained(out)`` then samples as our
+    ancestral sampler does. Class-conditional models keep their class table (with our "no label"
+    row last); image- and text-conditional models, latent models and μ-prediction are refused."""
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}; choose float32, float16 or bfloat16")
+    out = Path(out)
+    if out.exists() and not (out / "model_index.json").is_file():
+        raise UserError(f"{out} exists and is not a diffusers folder; choose a new --out")
+    if is_autoencoder(read_meta(resolve_checkpoint(source))):
+        raise UserError("an autoencoder has no diffusers pipeline form; export it with --format ddpm")
+    loaded = load_model(source, device="cpu", weights=weights, channels_last=False)
+    if loaded.autoencoder is not None:
+        raise UserError("latent models have no DDPMPipeline form; export them with --format ddpm")
+    c = loaded.config
+    return write_diffusers_folder(out, loaded.model, c.diffusion, c.sample, DTYPES[dtype])
+
+
 def _export_autoencoder(source: str | Path, out: Path, dtype: str) -> Path:
     loaded = load_autoencoder(source)
     state = {k: v.to(DTYPES[dtype]) for k, v in loaded.model.state_dict().items()}
@@ -200,6 +225,7 @@ def _export_autoencoder(source: str | Path, out: Path, dtype: str) -> Path:
 __all__ = [
     "LoadedModel",
     "export_checkpoint",
+    "export_diffusers",
     "load_model",
     "pretrained_names",
     "resolve_checkpoint",

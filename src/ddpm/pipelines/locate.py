@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from ddpm.checkpoints import CheckpointDir
+from ddpm.checkpoints.diffusers_folder import is_diffusers_folder
 from ddpm.errors import UserError
 
 
@@ -18,10 +19,11 @@ def pretrained_names() -> list[str]:
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A checkpoint folder from a checkpoint path, a training-run folder, or a pretrained name."""
+    """A checkpoint folder from a checkpoint path, a training-run folder, a diffusers pipeline or
+    UNet2DModel folder, or a pretrained name."""
     path = Path(name_or_path)
     if path.exists():
-        if (path / "checkpoint.json").is_file():
+        if (path / "checkpoint.json").is_file() or is_diffusers_folder(path):
             return path
         latest = CheckpointDir(path).latest()
         if latest is not None:

@@ -70,6 +70,17 @@ class TrainConfig:
     time_limit_minutes: float = field(
         default=0.0, metadata={"help": "stop (and save) after this many minutes; 0 = no limit"}
     )
+    tensorboard: bool = field(
+        default=False,
+        metadata={"help": "also write the logged numbers as TensorBoard event files in OUT/tensorboard/"},
+    )
+    init_from: str = field(
+        default="",
+        metadata={
+            "help": "start from these weights (checkpoint, run folder or pretrained name; the same "
+            "network, the middle block's order aside) with a fresh optimiser: fine-tuning"
+        },
+    )
 
     def __post_init__(self) -> None:
         require_choice("objective", self.objective, OBJECTIVES)

@@ -26,6 +26,8 @@ class TrainingRun:
     class_names: tuple[str, ...] = ()
     metadata: dict = field(default_factory=dict)
     config_defaults: dict = field(default_factory=dict)
+    # the weights a new run starts from (train.init_from); a resumed run takes its checkpoint's
+    initial_weights: dict | None = None
 
 
 @dataclass(kw_only=True)

@@ -118,7 +118,7 @@ class StepLoop:
         self.checkpoints = checkpoints
         if resume_from is not None:
             self.load(resume_from)
-        self.log = RunLog(self.out / "log.jsonl")
+        self.log = RunLog(self.out / "log.jsonl", self.tc.tensorboard)
         self.out.mkdir(parents=True, exist_ok=True)
         checkpoints.remove_temporaries()
         self.log.keep_until(self.step)
@@ -241,4 +241,7 @@ def run_loop(loop_factory, out: Path, resume: bool, what: str, train: TrainConfi
             torch.manual_seed(train.seed)
             loop = loop_factory()
             loop.start(checkpoints, resume_from)
-            return loop.fit(stop)
+            try:
+                return loop.fit(stop)
+            finally:
+                loop.log.close()

@@ -160,7 +160,10 @@ def _train_locked(run, images, examples, out, conditioning, resume, progress, st
             torch.manual_seed(tc.seed + topology.rank)
             resume_from = latest if resume else None
             loop = _Loop(run, images, examples, conditioning, out, checkpoints, device, resume_from, progress)
-            return loop.fit(stop)
+            try:
+                return loop.fit(stop)
+            finally:
+                loop.log.close()
     finally:
         stop_distributed()
 
@@ -180,6 +183,12 @@ class _Loop:
         if self.tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.gradient_checkpointing = self.tc.grad_checkpointing
+        if run.initial_weights is not None and resume_from is None:
+            try:
+                model.load_state_dict(run.initial_weights)
+            except RuntimeError as err:
+                first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
+                raise UserError(f"train.init_from does not match the model: {first}") from None
         self.model = model
         self.topology = topology_from_env()
         self.ema = EMA(model, self.tc.ema_decay)
@@ -194,7 +203,7 @@ class _Loop:
         self.mid_step = False  # true while a step changes the state: no checkpoint then
         if resume_from is not None:
             self._load(resume_from)
-        self.log = RunLog(out / "log.jsonl")
+        self.log = RunLog(out / "log.jsonl", self.tc.tensorboard)
         if self.topology.is_main:  # every check passed: only now touch the run folder
             out.mkdir(parents=True, exist_ok=True)
             checkpoints.remove_temporaries()  # left by a killed write; we hold the run's lock
