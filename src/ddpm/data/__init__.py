@@ -1,8 +1,10 @@
-"""Data sets: Fashion-MNIST, scikit-learn digits, image folders; all as in-memory uint8 tensors."""
+"""Data sets: Fashion-MNIST, scikit-learn digits, faces, emoji, image folders, as in-memory uint8
+tensors; folders, zips, tar shards and Hugging Face sets can also be streamed from disk."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
@@ -15,8 +17,9 @@ from ddpm.data.faces import default_faces_dir, load_faces
 from ddpm.data.fashion_mnist import load_fashion_mnist
 from ddpm.data.image_folder import load_image_folder
 from ddpm.data.pairs import garment_pairs
+from ddpm.data.streaming import StreamingImages
 from ddpm.errors import UserError
-from ddpm.validation import InvalidValue, require_choice, require_number, require_positive_int
+from ddpm.validation import InvalidValue, require_choice, require_int, require_number, require_positive_int
 
 DATASETS = ("fashion-mnist", "fashion-mnist-pairs", "digits", "folder", "faces", "emoji")
 
@@ -29,8 +32,20 @@ class DataConfig:
     path: str = field(
         default="",
         metadata={
-            "help": "folder of the data: IDX files (fashion-mnist), images (folder), built faces (faces)"
+            "help": "where the data are: IDX files (fashion-mnist), built faces (faces); for folder: a "
+            "folder of images, a .zip of one, WebDataset .tar shards (a folder of them or one), or a "
+            "Hugging Face data set saved to disk (or a folder of Parquet files)"
         },
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "folder only: read images from disk as training goes (sets larger than memory) "
+            "instead of loading them all first"
+        },
+    )
+    workers: int = field(
+        default=2, metadata={"help": "DataLoader worker processes decoding streamed images (0 = none)"}
     )
     split: str = field(default="train", metadata={"help": "train or test (fashion-mnist)"})
     image_size: int = field(
@@ -63,6 +78,11 @@ class DataConfig:
         require_choice("channels", self.channels, (1, 3))
         require_number("cond_augment", self.cond_augment, 0, 1)
         require_positive_int("downsample", self.downsample)
+        require_int("workers", self.workers, 0)
+        if self.streaming and self.dataset != "folder":
+            raise InvalidValue("streaming", "applies to dataset = folder (data read from disk)", True)
+        if self.streaming and self.downsample != 1:
+            raise InvalidValue("downsample", "is not available with streaming yet", self.downsample)
         if self.image_size % self.downsample:
             raise InvalidValue("downsample", f"must divide image_size {self.image_size}", self.downsample)
 
@@ -124,7 +144,25 @@ def _load_fitted(config: DataConfig) -> ImageDataset:
         return ImageDataset(images=tensor, name=f"emoji-{config.split}", captions=captions)
     if not config.path:
         raise UserError("the folder data set needs --data.path pointing to a folder of images")
-    return load_image_folder(config.path, config.image_size, config.channels)
+    if _plain_folder(config.path):
+        return load_image_folder(config.path, config.image_size, config.channels)
+    streamed = StreamingImages(config.path, config.image_size, config.channels)  # zip, shards, HF: all read
+    images = torch.stack([streamed[i] for i in range(len(streamed))])
+    return ImageDataset(images=images, labels=streamed.labels, name=streamed.name)
+
+
+def _plain_folder(path: str) -> bool:
+    """A folder of image files (not of tar shards, not a Hugging Face data set)."""
+    p = Path(path)
+    markers = ("dataset_info.json", "dataset_dict.json")
+    return p.is_dir() and not any(p.glob("*.tar")) and not any((p / m).is_file() for m in markers)
+
+
+def load_streaming(config: DataConfig) -> StreamingImages:
+    """The ``folder`` data set of a configuration, read from disk image by image."""
+    if not config.path:
+        raise UserError("a streamed data set needs --data.path (a folder, .zip, .tar shards or HF data set)")
+    return StreamingImages(config.path, config.image_size, config.channels)
 
 
 __all__ = [
@@ -135,6 +173,8 @@ __all__ = [
     "DataConfig",
     "ImageDataset",
     "load_dataset",
+    "load_streaming",
+    "StreamingImages",
     "load_digits",
     "load_fashion_mnist",
     "load_image_folder",

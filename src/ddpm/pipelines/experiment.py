@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from ddpm.configuration import from_dict, merge, to_dict
-from ddpm.data import DataConfig, condition_channels, load_dataset, task_condition
+from ddpm.data import DataConfig, condition_channels, load_dataset, load_streaming, task_condition
 from ddpm.errors import UserError
 from ddpm.models import UNetConfig
 from ddpm.models.autoencoder import AutoencoderConfig
@@ -24,6 +24,7 @@ from ddpm.training.autoencoder_objective import AutoencoderLossConfig
 from ddpm.training.autoencoder_trainer import AutoencoderRun, train_autoencoder
 from ddpm.training.baseline_trainer import BaselineRun, train_baseline
 from ddpm.training.conditioning import TextContext
+from ddpm.training.streamed_examples import StreamedExamples
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,12 +100,10 @@ def run_training(
             raise UserError("image-to-image tasks (data.task) are not available for latent models yet")
         check_latent_sampler(config.sample)
         coder = checked_autoencoder(config.latent, config.model, config.data, config.train.device)
+    if config.data.streaming:
+        return _train_streaming(config, out_dir, start, resume, progress)
     dataset = load_dataset(config.data)
-    if len(dataset.images) < config.train.batch_size:
-        raise UserError(
-            f"the data set {dataset.name} has {len(dataset.images)} usable images, fewer than "
-            f"train.batch_size = {config.train.batch_size}; lower train.batch_size or add images"
-        )
+    _check_size(len(dataset.images), dataset.name, config.train.batch_size)
     if config.train.objective == "autoencoder":
         run = AutoencoderRun(
             autoencoder=config.autoencoder,
@@ -163,6 +162,57 @@ def run_training(
         image_condition=task_condition(config.data.task, config.data.cond_augment),
         text=text,
         latents=latents,
+        resume=resume,
+        progress=progress,
+    )
+
+
+def _check_size(num_images: int, name: str, batch_size: int) -> None:
+    if num_images < batch_size:
+        raise UserError(
+            f"the data set {name} has {num_images} usable images, fewer than "
+            f"train.batch_size = {batch_size}; lower train.batch_size or add images"
+        )
+
+
+def _train_streaming(config: ExperimentConfig, out_dir, start, resume: bool, progress: bool) -> TrainResult:
+    """Train a pixel-space diffusion model on images read from disk as training goes."""
+    if config.train.objective != "diffusion" or config.latent.autoencoder or config.model.context_dim:
+        raise UserError(
+            "data.streaming trains pixel-space diffusion models (unconditional, class- or "
+            "image-conditional); drop it for autoencoders, baselines, latent and text models"
+        )
+    streamed = load_streaming(config.data)
+    _check_size(len(streamed), streamed.name, config.train.batch_size)
+    labels = streamed.labels if config.model.num_classes else None
+    if config.model.num_classes and labels is None:
+        raise UserError(
+            "model.num_classes is set but the streamed data set has no labels (.cls files, label)"
+        )
+    if labels is not None and int(labels.max()) >= config.model.num_classes:
+        raise UserError(
+            f"labels reach {int(labels.max())} but model.num_classes = {config.model.num_classes}"
+        )
+    need = condition_channels(config.data.task, config.model.in_channels)
+    if config.model.cond_channels != need:
+        raise UserError(
+            f"data.task {config.data.task!r} feeds {need} channel(s); set model.cond_channels = {need}"
+        )
+    run = TrainingRun(
+        model=config.model,
+        diffusion=config.diffusion,
+        train=config.train,
+        sample=config.sample,
+        full_config=to_dict(config),
+        config_defaults=merge(to_dict(ExperimentConfig()), LEGACY_DEFAULTS),
+        initial_weights=start,
+    )
+    return train(
+        run,
+        StreamedExamples(streamed, workers=config.data.workers),
+        out_dir,
+        labels=labels,
+        image_condition=task_condition(config.data.task, config.data.cond_augment),
         resume=resume,
         progress=progress,
     )

@@ -46,6 +46,7 @@ from ddpm.training.preview import preview, preview_sampler
 from ddpm.training.resume_state import ResumeState, check_resumable, read_resume_state
 from ddpm.training.run import TrainingRun, TrainResult
 from ddpm.training.run_log import RunLog
+from ddpm.training.streamed_examples import StreamedExamples
 
 TIME_LIMIT, INTERRUPTED = 1, 2  # why the loop stops early
 
@@ -75,7 +76,7 @@ def _check_images(images: torch.Tensor, model: UNetConfig, latents=None) -> None
 
 def train(
     run: TrainingRun,
-    images: torch.Tensor,
+    images: torch.Tensor | StreamedExamples,
     out_dir: str | Path,
     *,
     labels: torch.Tensor | None = None,
@@ -86,6 +87,7 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train a U-Net on uint8 ``images`` with DDPM Algorithm 1, writing the run to ``out_dir``.
+    ``images`` is an (N, C, H, W) tensor or a :class:`StreamedExamples` read from disk as it goes.
 
     With ``latents`` (:class:`~ddpm.training.examples.CachedLatents` or ``OnTheFlyLatents`` of the
     same images) the model diffuses the scaled latents of a frozen autoencoder instead of pixels
@@ -105,6 +107,12 @@ def train(
     lock (rank 0 under torchrun) and any other gets a UserError naming it.
     """
     tc = run.train
+    streamed = images if isinstance(images, StreamedExamples) else None
+    if streamed is not None:
+        if latents is not None:
+            raise UserError("streamed data sets train pixel-space models; latent models load their data")
+        # the images previews condition on (image-to-image tasks): the first few of the set
+        images = torch.stack([streamed.images[i] for i in range(min(len(streamed), tc.sample_num))])
     _check_images(images, run.model, latents)
     if latents is not None and image_condition is not None:
         raise UserError("image-to-image tasks (data.task) are not available for latent models yet")
@@ -128,7 +136,7 @@ def train(
     out = Path(out_dir)
     topology = topology_from_env()
     with RunLock(out) if topology.is_main else contextlib.nullcontext(), StopRequest() as stop:
-        examples = latents if latents is not None else PixelExamples(images)
+        examples = latents if latents is not None else streamed or PixelExamples(images)
         return _train_locked(run, images, examples, out, conditioning, resume, progress, stop)
 
 
@@ -164,6 +172,8 @@ def _train_locked(run, images, examples, out, conditioning, resume, progress, st
                 return loop.fit(stop)
             finally:
                 loop.log.close()
+                if isinstance(examples, StreamedExamples):
+                    examples.close()
     finally:
         stop_distributed()
 
@@ -390,6 +400,9 @@ class _Loop:
         window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
         smooth, loss, reason = None, float("nan"), 0
         deadline = time.monotonic() + tc.time_limit_minutes * 60 if tc.time_limit_minutes > 0 else None
+        if isinstance(self.examples, StreamedExamples):
+            share = self.topology.share(tc.batch_size)
+            self.examples.start(self.step, tc.steps, tc.batch_size, tc.seed, share)
         try:
             while self.step < tc.steps:
                 t0 = time.perf_counter()
