@@ -13,14 +13,19 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 APT_INSTALL = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get install -y -qq $(1) || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(1); }
 
-.PHONY: install install-dev data demo test test-all lint bench perf
+.PHONY: install install-dev data browser demo test test-all lint bench perf
 
 install: data $(VENV)/.installed
 
-install-dev: data $(VENV)/.installed-dev
+install-dev: data browser $(VENV)/.installed-dev
 
 data:
 	@if [ ! -d $(FASHION_MNIST) ]; then $(call APT_INSTALL,dataset-fashion-mnist); fi
+
+# the headless browser that tests the web page of `ddpm serve` end to end
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		$(call APT_INSTALL,chromium chromium-driver); fi
 
 # A venv without pip is what a failed `python3 -m venv` leaves behind (Debian without python3-venv
 # says "ensurepip is not available"): remove it, install python3-venv, and create it again.

@@ -15,6 +15,7 @@ from ddpm.pipelines.latent import check_latent_sampler
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.runtime import compiled, progress_bar, resolve_compile, resolve_precision
 from ddpm.samplers import SamplerConfig, TrajectoryRecorder, guided_denoiser, image_generators, randn, sample
+from ddpm.samplers.common import StepCallback
 
 
 @dataclass
@@ -57,6 +58,7 @@ def generate(
     aug_level: float | None = None,
     animate: int = 0,
     frames: int = 40,
+    on_step: StepCallback | None = None,
     progress: bool = True,
 ) -> Generation:
     """Draw ``num`` samples; image i depends only on (``seed``, i), not on ``num`` or ``batch_size``.
@@ -71,6 +73,8 @@ def generate(
     ``cond_image`` (num, cond_channels, H, W) in [−1, 1], e.g. from :func:`ddpm.data.task_condition`;
     a cascade SR stage also takes the noise level ``aug_level`` the image was augmented with (default 0).
     ``precision`` and ``compile`` are as in :func:`ddpm.runtime.resolve_precision` / ``resolve_compile``.
+    ``on_step(i, t, x_t, x̂_0)`` is called at every step of the first batch (a live preview; for a
+    latent model x_t and x̂_0 are latents).
     A latent model samples latents and returns them decoded by its autoencoder (animation frames too).
     """
     sampler = sampler or loaded.config.sample
@@ -101,6 +105,8 @@ def generate(
         callback = None
         if b == 0 and animate:
             recorder = callback = TrajectoryRecorder(every=max(1, steps // frames))
+        if b == 0 and on_step is not None:
+            callback = _both(callback, on_step)
         x = sample(
             sampler,
             denoise,
@@ -125,6 +131,17 @@ def generate(
         result.frames = [make_image_grid(x, nrow=k) for x in shown]
         result.frames.append(make_image_grid(images[:k], nrow=k))
     return result
+
+
+def _both(first: StepCallback | None, second: StepCallback) -> StepCallback:
+    if first is None:
+        return second
+
+    def call(i, t, xt, x0):
+        first(i, t, xt, x0)
+        second(i, t, xt, x0)
+
+    return call
 
 
 def _cycle(values: torch.Tensor, num: int) -> torch.Tensor:

@@ -112,9 +112,11 @@ def restore(
     samples: int = 1,
     seed: int = 0,
     sampler: SamplerConfig | None = None,
+    on_step=None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """``samples`` restorations (K, B, C, H, W) of conditions y (B, C, H, W) in [−1, 1].
+    """``samples`` restorations (K, B, C, H, W) of conditions y (B, C, H, W) in [−1, 1];
+    ``on_step`` is passed to :func:`generate` for the first (a live preview).
 
     A regression model gives one deterministic answer (repeated); a diffusion model draws samples
     of x | y. With a mask, the known pixels of the result are y's own, exactly.
@@ -126,7 +128,13 @@ def restore(
     else:
         draws = [
             generate(
-                loaded, len(y), seed=seed + k, sampler=sampler, cond_image=cond, progress=progress
+                loaded,
+                len(y),
+                seed=seed + k,
+                sampler=sampler,
+                cond_image=cond,
+                on_step=on_step if k == 0 else None,
+                progress=progress,
             ).images
             for k in range(samples)
         ]
