@@ -128,14 +128,7 @@ def run_training(
         raise UserError(
             f"model.num_classes = {config.model.num_classes} but {dataset.name} has {len(names)} classes"
         )
-    if (config.data.cond_augment > 0) != config.model.aug_level:
-        raise UserError("data.cond_augment > 0 and model.aug_level = true go together (cascade SR stages)")
-    need = condition_channels(config.data.task, config.model.in_channels)
-    if config.model.cond_channels != need:
-        raise UserError(
-            f"data.task {config.data.task!r} feeds {need} conditioning channel(s); "
-            f"set model.cond_channels = {need}"
-        )
+    _check_image_condition(config)
     text, metadata, latents = None, {}, None
     if coder is not None:
         latents = latent_examples(config.latent, coder, dataset.images, progress)
@@ -143,17 +136,7 @@ def run_training(
     if config.model.context_dim:
         text, text_meta = encode_captions(dataset, config.model.context_dim, progress)
         metadata.update(text_meta)
-    run = TrainingRun(
-        model=config.model,
-        diffusion=config.diffusion,
-        train=config.train,
-        sample=config.sample,
-        full_config=to_dict(config),
-        class_names=tuple(names),
-        metadata=metadata,
-        config_defaults=merge(to_dict(ExperimentConfig()), LEGACY_DEFAULTS),
-        initial_weights=start,
-    )
+    run = _diffusion_run(config, start, tuple(names), metadata)
     return train(
         run,
         dataset.images,
@@ -164,6 +147,31 @@ def run_training(
         latents=latents,
         resume=resume,
         progress=progress,
+    )
+
+
+def _check_image_condition(config: ExperimentConfig) -> None:
+    if (config.data.cond_augment > 0) != config.model.aug_level:
+        raise UserError("data.cond_augment > 0 and model.aug_level = true go together (cascade SR stages)")
+    need = condition_channels(config.data.task, config.model.in_channels)
+    if config.model.cond_channels != need:
+        raise UserError(
+            f"data.task {config.data.task!r} feeds {need} conditioning channel(s); "
+            f"set model.cond_channels = {need}"
+        )
+
+
+def _diffusion_run(config: ExperimentConfig, start, class_names=(), metadata=None) -> TrainingRun:
+    return TrainingRun(
+        model=config.model,
+        diffusion=config.diffusion,
+        train=config.train,
+        sample=config.sample,
+        full_config=to_dict(config),
+        class_names=class_names,
+        metadata=metadata or {},
+        config_defaults=merge(to_dict(ExperimentConfig()), LEGACY_DEFAULTS),
+        initial_weights=start,
     )
 
 
@@ -193,22 +201,9 @@ def _train_streaming(config: ExperimentConfig, out_dir, start, resume: bool, pro
         raise UserError(
             f"labels reach {int(labels.max())} but model.num_classes = {config.model.num_classes}"
         )
-    need = condition_channels(config.data.task, config.model.in_channels)
-    if config.model.cond_channels != need:
-        raise UserError(
-            f"data.task {config.data.task!r} feeds {need} channel(s); set model.cond_channels = {need}"
-        )
-    run = TrainingRun(
-        model=config.model,
-        diffusion=config.diffusion,
-        train=config.train,
-        sample=config.sample,
-        full_config=to_dict(config),
-        config_defaults=merge(to_dict(ExperimentConfig()), LEGACY_DEFAULTS),
-        initial_weights=start,
-    )
+    _check_image_condition(config)
     return train(
-        run,
+        _diffusion_run(config, start),
         StreamedExamples(streamed, workers=config.data.workers),
         out_dir,
         labels=labels,
