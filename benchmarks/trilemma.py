@@ -304,38 +304,59 @@ def cmd_report(args) -> None:
     plot(rows)
 
 
+MARKERS = {1: "o", 4: "s", 10: "D", 50: "^"}
+
+
+def _label(r: dict) -> str:
+    name = {"gan": "GAN", "vae": "VAE", "flow": "flow"}.get(r["family"], f"diffusion, {r['nfe']} NFE")
+    return f"shipped, {r['nfe']} NFE" if r["budget"] == "shipped" else name
+
+
 def plot(rows: list[dict]) -> None:
+    """Top: precision against recall (Inception space, for both data sets), one legend entry per
+    arm with its images per second. Bottom: FID against images per second (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = {"gan": "tab:red", "vae": "tab:blue", "flow": "tab:green", "diffusion": "tab:purple"}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
-    for ax, data in zip(axes, ("fashion-mnist", "faces"), strict=True):
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9.5))
+    for col, data in enumerate(("fashion-mnist", "faces")):
+        top, bottom = axes[0, col], axes[1, col]
         for r in (r for r in rows if r["data"] == data):
-            size = 30 + 25 * (max(r.get("images_per_second", 1.0), 0.1) ** 0.5)
-            marker = "*" if r["budget"] == "shipped" else "o"
-            ax.scatter(r["recall"], r["precision"], s=size, c=colours[r["family"]], marker=marker, alpha=0.8)
-            label = r["family"] if r["family"] != "diffusion" else f"diffusion {r['nfe']} NFE"
-            if r["budget"] == "shipped":
-                label = f"shipped {r['nfe']} NFE"
-            if "images_per_second" in r:
-                label += f"\n{r['images_per_second']:.0f} img/s"
-            ax.annotate(
-                label, (r["recall"], r["precision"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
-            )
-        ax.set(
+            marker = "*" if r["budget"] == "shipped" else MARKERS.get(r["nfe"], "o")
+            style = {"c": colours[r["family"]], "marker": marker, "s": 140 if marker == "*" else 70}
+            speed = r.get("images_per_second")
+            label = _label(r) + (f" ({speed:.0f} img/s)" if speed else "")
+            top.scatter(r["recall_inception"], r["precision_inception"], label=label, alpha=0.85, **style)
+            if speed:
+                bottom.scatter(speed, r["fid"], alpha=0.85, **style)
+                bottom.annotate(
+                    _label(r), (speed, r["fid"]), fontsize=8, xytext=(5, 3), textcoords="offset points"
+                )
+        floor = next((r["fid_floor"] for r in rows if r["data"] == data), None)
+        top.set(
             title=f"{data} 32×32",
-            xlabel="recall (diversity)",
-            ylabel="precision (quality)",
-            xlim=(-0.02, 1.02),
-            ylim=(-0.02, 1.02),
+            xlabel="recall (diversity, Inception)",
+            ylabel="precision (quality, Inception)",
         )
-        ax.grid(alpha=0.3)
-    fig.suptitle("Quality against diversity (marker area grows with images per second)")
+        top.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+        top.legend(fontsize=7.5, loc="lower right")
+        top.grid(alpha=0.3)
+        bottom.set(
+            xscale="log", xlabel="images per second (2 CPU threads, batch 64)", ylabel="FID (lower is better)"
+        )
+        if floor:
+            bottom.axhline(floor, color="grey", ls="--", lw=1)
+            bottom.annotate(
+                "real vs real (FID floor)", (bottom.get_xlim()[0], floor), fontsize=8, color="grey",
+                xytext=(4, 3), textcoords="offset points",
+            )  # fmt: skip
+        bottom.grid(alpha=0.3, which="both")
+    fig.suptitle("The trilemma at 10 minutes of training: quality, diversity, speed")
     fig.tight_layout()
-    fig.savefig(RESULTS / "trilemma.png", dpi=130)
+    fig.savefig(RESULTS / "trilemma.png", dpi=120)
     print(f"wrote {RESULTS / 'trilemma.png'}")
 
 
