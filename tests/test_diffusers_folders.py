@@ -40,6 +40,7 @@ OUR_CONFIGS = {
         "time_cos_first": False,
         "time_frequency_shift": 1,
         "norm_eps": 1e-5,
+        "downsample_padding": 0,
     },
     "rectangular": {**SMALL, "image_width": 32, "channel_mult": (1, 2), "attention_resolutions": (8,)},
 }
@@ -153,6 +154,7 @@ THEIR_CONFIGS = {
         attention_head_dim=None,
         flip_sin_to_cos=False,
         freq_shift=1,
+        downsample_padding=0,  # as google/ddpm-cifar10-32
     ),
     "defaults-small": dict(
         sample_size=8,

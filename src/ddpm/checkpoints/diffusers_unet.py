@@ -141,7 +141,7 @@ def unet_to_diffusers(model: UNet) -> tuple[dict, dict[str, torch.Tensor]]:
         "layers_per_block": c.num_res_blocks,
         "mid_block_type": "UNetMidBlock2D",
         "mid_block_scale_factor": 1,
-        "downsample_padding": 1,
+        "downsample_padding": c.downsample_padding,
         "downsample_type": "conv",
         "upsample_type": "conv",
         "dropout": c.dropout,
@@ -166,7 +166,6 @@ FIXED = {
     "time_embedding_type": "positional",
     "mid_block_type": "UNetMidBlock2D",
     "mid_block_scale_factor": 1,
-    "downsample_padding": 1,
     "downsample_type": "conv",
     "upsample_type": "conv",
     "act_fn": "silu",
@@ -207,6 +206,9 @@ def unet_config_from_diffusers(config: dict) -> UNetConfig:
     if size is None:
         raise UserError("this UNet2DModel configuration has no sample_size; add it to config.json")
     height, width = (size, size) if isinstance(size, int) else tuple(size)
+    padding = config.get("downsample_padding", 1)
+    if padding not in (0, 1):
+        raise UserError(f"this UNet2DModel has downsample_padding = {padding}; ddpm supports 0 and 1")
     head = config.get("attention_head_dim", 8)
     in_channels, out_channels = config.get("in_channels", 3), config.get("out_channels", 3)
     classes = config.get("num_class_embeds") or 0
@@ -225,6 +227,7 @@ def unet_config_from_diffusers(config: dict) -> UNetConfig:
         dropout=config.get("dropout", 0.0),
         norm_groups=groups,
         norm_eps=config.get("norm_eps", 1e-5),
+        downsample_padding=padding,
         time_cos_first=config.get("flip_sin_to_cos", True),
         time_frequency_shift=config.get("freq_shift", 0),
         # a class table without our "no label" row gains one (zeros): guidance needs a trained one

@@ -88,13 +88,17 @@ class Attention(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Halve the resolution with a stride-2 3×3 convolution."""
+    """Halve the resolution with a stride-2 3×3 convolution, padded by one pixel on every side, or
+    (``padding=0``) on the right and bottom only, as the original DDPM code does."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, padding: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.pad_right_bottom = padding == 0
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad_right_bottom:
+            x = F.pad(x, (0, 1, 0, 1))
         return self.conv(x)
 
 

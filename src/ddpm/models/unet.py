@@ -74,6 +74,13 @@ class UNetConfig:
     dropout: float = field(default=0.1, metadata={"help": "dropout inside ResNet blocks"})
     norm_groups: int = field(default=32, metadata={"help": "GroupNorm groups (gcd with the channels)"})
     norm_eps: float = field(default=1e-6, metadata={"help": "GroupNorm ε"})
+    downsample_padding: int = field(
+        default=1,
+        metadata={
+            "help": "padding of the stride-2 downsampling convolutions: 1 on every side, or 0 = one "
+            "pixel right and bottom only (the original DDPM code)"
+        },
+    )
     time_cos_first: bool = field(
         default=True,
         metadata={"help": "timestep features [cos, sin] (true) or [sin, cos] (the original DDPM code)"},
@@ -102,6 +109,7 @@ class UNetConfig:
         require_int("head_channels", self.head_channels, 0)
         require_number("norm_eps", self.norm_eps, 0, 1, low_open=True)
         require_choice("mid_block_order", self.mid_block_order, MID_BLOCK_ORDERS)
+        require_choice("downsample_padding", self.downsample_padding, (0, 1))
         half = self.base_channels // 2
         require_number("time_frequency_shift", self.time_frequency_shift, 0, half, high_open=True)
         require_ints("channel_mult", self.channel_mult)
@@ -195,7 +203,7 @@ class UNet(nn.Module):
                 cur = ch * mult
                 skip_channels.append(cur)
             if level < len(c.channel_mult) - 1:
-                self.down.append(Downsample(cur))
+                self.down.append(Downsample(cur, c.downsample_padding))
                 skip_channels.append(cur)
                 res //= 2
 
