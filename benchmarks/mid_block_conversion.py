@@ -5,6 +5,7 @@ fine-tuning: its quality before, right after the reorder (no training), and afte
         --train.steps 900 --train.lr 2e-4 --train.warmup_steps 50 --train.lr_schedule constant
     python benchmarks/mid_block_conversion.py --name fashion-mnist --run runs/convert/fashion-mnist
 
+Run it before the converted weights replace the shipped ones (its first arm loads the shipped model).
 Every arm samples with the model's own sampler (the same seed) and is scored by domain FD, FID and
 precision / recall in the domain classifier's space (Fashion-MNIST), against the same real images.
 Writes results/mid_block_conversion_NAME.{json,md}.
