@@ -65,6 +65,14 @@ def read_meta(directory: str | Path) -> dict:
     return meta
 
 
+def has_tensors(directory: str | Path, name: str) -> bool:
+    """Whether :func:`read_tensors` finds group ``name`` (a diffusers folder has "ema" and "model":
+    the one set of U-Net weights it holds)."""
+    if (Path(directory) / f"{name}.safetensors").is_file():
+        return True
+    return name in ("ema", "model") and is_diffusers_folder(directory)
+
+
 def read_tensors(directory: str | Path, name: str) -> dict[str, torch.Tensor]:
     """Load ``{name}.safetensors`` from a checkpoint folder (a diffusers folder: its U-Net's weights,
     renamed as ours); corrupt files raise UserError."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ddpm.cli.checks import check_output_file
 from ddpm.errors import UserError
+from ddpm.fileio import atomic_write
 from ddpm.training.run_log import read_log
 
 # the panels every diffusion run has, in this order; any other numeric series gets a panel after them
@@ -95,10 +96,7 @@ def run(args: argparse.Namespace) -> int:
     last = max(s for points in series.values() for s, _ in points)
     fig.suptitle(f"{log.parent.name}: {last} steps", fontsize=11)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    tmp.replace(out)
     print(f"wrote {out} ({', '.join(keys)})")
     return 0

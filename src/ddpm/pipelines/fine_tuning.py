@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ddpm.checkpoints import read_meta, read_tensors
+from ddpm.checkpoints import has_tensors, read_meta, read_tensors
 from ddpm.configuration import diff, from_dict, to_dict
 from ddpm.errors import UserError
 from ddpm.models import UNetConfig
@@ -33,6 +33,6 @@ def initial_weights(source: str, model: UNetConfig) -> dict[str, torch.Tensor]:
             f"train.init_from {source!r} has another network: it differs in "
             f"{', '.join('model.' + k for k in changed)}; give the same model settings (see 'ddpm info')"
         )
-    weights = "ema" if (path / "ema.safetensors").is_file() or meta.get("kind") == "diffusers" else "model"
+    weights = "ema" if has_tensors(path, "ema") else "model"
     state = {k: v.float() for k, v in read_tensors(path, weights).items()}
     return reorder_mid_block(state, theirs.mid_block_order, model.mid_block_order)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ddpm.checkpoints import read_meta, read_tensors, write_checkpoint
+from ddpm.checkpoints import has_tensors, read_meta, read_tensors, write_checkpoint
 from ddpm.checkpoints.diffusers_folder import write_diffusers_folder
 from ddpm.configuration import from_dict, to_dict
 from ddpm.errors import UserError
@@ -104,9 +104,7 @@ def load_model(
     if "config" not in meta:
         raise UserError(f"checkpoint {path} lacks its configuration; it cannot be loaded")
     config = from_dict(ExperimentConfig, with_legacy_defaults(meta["config"]))
-    available = [n for n in (weights, "ema", "model") if (path / f"{n}.safetensors").is_file()]
-    if meta.get("kind") == "diffusers":
-        available = ["ema"]  # the U-Net's weights, whichever kind they were
+    available = [n for n in (weights, "ema", "model") if has_tensors(path, n)]
     if not available:
         raise UserError(f"checkpoint {path} has no weights file (ema.safetensors or model.safetensors)")
     state = read_tensors(path, available[0])
