@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be 1–65535, got {args.port}")
     try:
+        import gradio  # noqa: F401 — the page is built with it
+
         from ddpm.serve.app import serve
     except ImportError as err:
         raise UserError(f"ddpm serve needs gradio ({err}): pip install 'ddpm-toolkit[serve]'") from None

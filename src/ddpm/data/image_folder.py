@@ -26,6 +26,12 @@ def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
+def fit_image(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """An image as uint8 (S, S) grey or (S, S, 3) RGB: converted, resized and centre-cropped; the one
+    decoding every image data set read from files shares (in memory and streamed)."""
+    return np.asarray(resize_center_crop(image.convert("L" if channels == 1 else "RGB"), size))
+
+
 def load_image_folder(path: str | Path, image_size: int, channels: int = 3) -> ImageDataset:
     """Every readable image under ``path`` (recursively), as uint8 (N, channels, S, S).
 
@@ -46,8 +52,7 @@ def load_image_folder(path: str | Path, image_size: int, channels: int = 3) -> I
     for f in progress_bar(files, desc=f"loading {root.name}", enabled=len(files) >= 500, leave=False):
         try:
             with Image.open(f) as im:
-                im = im.convert("L" if channels == 1 else "RGB")
-                arrays.append(np.asarray(resize_center_crop(im, image_size)))
+                arrays.append(fit_image(im, image_size, channels))
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
             bad.append(f"{f}: {err}")
     if bad:

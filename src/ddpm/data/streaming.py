@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ddpm.data.image_folder import EXTENSIONS, resize_center_crop
+from ddpm.data.image_folder import EXTENSIONS, fit_image
 from ddpm.errors import UserError
 
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, EOFError)
@@ -218,8 +218,7 @@ class StreamingImages(torch.utils.data.Dataset):
         """Image ``i``; raises one of DECODE_ERRORS for a file that is not a readable image."""
         raw = self.source.read(i)
         with raw if isinstance(raw, Image.Image) else Image.open(io.BytesIO(raw)) as im:
-            im = im.convert("L" if self.channels == 1 else "RGB")
-            array = np.asarray(resize_center_crop(im, self.image_size))
+            array = fit_image(im, self.image_size, self.channels)
         x = torch.from_numpy(array.copy())
         return x[None] if self.channels == 1 else x.permute(2, 0, 1).contiguous()
 

@@ -37,24 +37,34 @@ def read_image(path: str | Path, channels: int) -> torch.Tensor:
     if have != channels:
         want = "greyscale" if channels == 1 else "RGB"
         raise UserError(f"{path} is a {mode} image but the model restores {want} ({channels}-channel) images")
-    arr = np.asarray(image.convert("L" if channels == 1 else "RGB"))
-    t = torch.from_numpy(arr.copy())
+    return image_tensor(image, channels)
+
+
+def image_tensor(image: Image.Image, channels: int) -> torch.Tensor:
+    """A PIL image as (1, C, H, W) in [−1, 1], converted to grey (C = 1) or RGB (C = 3)."""
+    t = torch.from_numpy(np.asarray(image.convert("L" if channels == 1 else "RGB")).copy())
     t = t[None] if channels == 1 else t.permute(2, 0, 1)
     return to_model_range(t[None])
+
+
+def mask_tensor(image: Image.Image) -> torch.Tensor:
+    """A mask image as (1, 1, H, W): white (≥ 128) = known pixel (1), black = to fill (0)."""
+    return torch.from_numpy((np.asarray(image.convert("L")) >= 128).astype(np.float32))[None, None]
 
 
 def read_mask(path: str | Path, size: int) -> torch.Tensor:
     """A mask image as (1, 1, S, S): white (≥ 128) = known pixel, black = to fill."""
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"))
+            mask = mask_tensor(im)
     except FileNotFoundError:
         raise UserError(f"mask {path} does not exist") from None
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"cannot read mask {path}: {err}") from None
-    if arr.shape != (size, size):
-        raise UserError(f"mask {path} is {arr.shape[1]}×{arr.shape[0]}; the model works at {size}×{size}")
-    return torch.from_numpy((arr >= 128).astype(np.float32))[None, None]
+    h, w = mask.shape[-2:]
+    if (h, w) != (size, size):
+        raise UserError(f"mask {path} is {w}×{h}; the model works at {size}×{size}")
+    return mask
 
 
 def condition_from_input(task: str, image: torch.Tensor, size: int, mask: torch.Tensor | None):

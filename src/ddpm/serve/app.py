@@ -18,18 +18,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ddpm.checkpoints import read_meta
 from ddpm.errors import UserError
-from ddpm.imaging import make_image_grid, to_model_range
+from ddpm.imaging import make_image_grid
 from ddpm.pipelines import generate, load_model, pretrained_names
 from ddpm.pipelines.autoencoders import is_autoencoder
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.pipelines.locate import resolve_checkpoint
-from ddpm.pipelines.restoration import MASKED, condition_from_input, restore
+from ddpm.pipelines.restoration import MASKED, condition_from_input, image_tensor, mask_tensor, restore
 from ddpm.samplers import SAMPLERS
 
 FRAMES = 20  # live previews per request, about
@@ -167,15 +166,12 @@ def restore_request(model, image, mask, steps, seed) -> Iterator[tuple]:
         raise UserError("upload an image to restore")
     c = loaded.config.model
     config = _sampler(loaded, loaded.config.sample.sampler, steps)
-    arr = np.asarray(image.convert("L" if c.in_channels == 1 else "RGB"))
-    x = torch.from_numpy(arr.copy())
-    x = to_model_range((x[None] if c.in_channels == 1 else x.permute(2, 0, 1))[None])
+    x = image_tensor(image, c.in_channels)
     m = None
     if task in MASKED:
         if mask is None:
             raise UserError(f"{task} needs a mask: white = keep, black = fill")
-        mask_image = mask.convert("L").resize((c.image_size, c.image_size), Image.Resampling.NEAREST)
-        m = torch.from_numpy((np.asarray(mask_image) >= 128).astype(np.float32))[None, None]
+        m = mask_tensor(mask.resize((c.image_size, c.image_size), Image.Resampling.NEAREST))
     y, m = condition_from_input(task, x, c.image_size, m)
 
     def work(on_step):
