@@ -164,7 +164,7 @@ def test_bound_weights_follow_the_kl_of_each_step(prediction_type):
     σ_t² = β_t, the reverse mean computed from the prediction by the conversions."""
     from ddpm.process import predict_x0, q_posterior_mean, training_target
     from ddpm.process.vlb import normal_kl
-    from ddpm.training.objective import bound_weights
+    from ddpm.training.loss_weights import bound_weights
 
     schedule = make_schedule(ScheduleConfig(schedule="linear", num_timesteps=1000))
     weights = bound_weights(schedule, prediction_type)

@@ -166,6 +166,29 @@ def make_schedule(config: ScheduleConfig) -> NoiseSchedule:
     return NoiseSchedule(betas=betas)
 
 
+def sigma_to_timestep(sigma: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """The (fractional) training timestep whose σ is ``sigma`` (float64): linear interpolation in
+    log σ between the bracketing steps, clipped to [0, T−1]."""
+    log_sigmas = schedule.sigmas.log()
+    s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1).clamp_min(1e-10).log()
+    # log σ increases with t; find the bracketing pair
+    idx = (torch.searchsorted(log_sigmas, s, right=True) - 1).clamp(0, len(log_sigmas) - 2)
+    low, high = log_sigmas[idx], log_sigmas[idx + 1]
+    return idx + ((s - low) / (high - low)).nan_to_num(0.0).clamp(0, 1)
+
+
+def timestep_to_sigma(t: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """σ at a (fractional) timestep t ∈ [0, T−1], float64: log σ interpolated linearly between the
+    neighbouring steps (the inverse of :func:`sigma_to_timestep`); exact at integer t."""
+    t = torch.as_tensor(t, dtype=torch.float64).clamp(0, schedule.num_timesteps - 1)
+    low = t.floor().long().clamp(max=schedule.num_timesteps - 1)
+    high = (low + 1).clamp(max=schedule.num_timesteps - 1)
+    w = t - low
+    log_sigmas = schedule.sigmas.log()
+    mixed = torch.exp((1 - w) * log_sigmas[low] + w * log_sigmas[high])
+    return torch.where(w == 0, schedule.sigmas[low], mixed)
+
+
 def respace(schedule: NoiseSchedule, timesteps: torch.Tensor) -> NoiseSchedule:
     """The Markov chain on an increasing subset τ of the timesteps (Nichol & Dhariwal §4).
 

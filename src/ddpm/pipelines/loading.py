@@ -12,6 +12,7 @@ from ddpm.checkpoints.diffusers_folder import write_diffusers_folder
 from ddpm.configuration import from_dict, to_dict
 from ddpm.errors import UserError
 from ddpm.models import UNet
+from ddpm.models.preconditioning import diffusion_network
 from ddpm.pipelines.autoencoders import LoadedAutoencoder, autoencoder_of, is_autoencoder, load_autoencoder
 from ddpm.pipelines.experiment import ExperimentConfig
 from ddpm.pipelines.locate import pretrained_names, resolve_checkpoint
@@ -108,7 +109,7 @@ def load_model(
     if not available:
         raise UserError(f"checkpoint {path} has no weights file (ema.safetensors or model.safetensors)")
     state = read_tensors(path, available[0])
-    model = UNet(config.model)
+    model = diffusion_network(UNet(config.model), config.diffusion)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -199,6 +200,11 @@ def export_diffusers(
     if loaded.autoencoder is not None:
         raise UserError("latent models have no DDPMPipeline form; export them with --format ddpm")
     c = loaded.config
+    if c.diffusion.preconditioning != "none":
+        raise UserError(
+            "an EDM-preconditioned model has no DDPMPipeline form (its network is not the scheduler's "
+            "model output); export it with --format ddpm"
+        )
     return write_diffusers_folder(out, loaded.model, c.diffusion, c.sample, DTYPES[dtype])
 
 

@@ -6,21 +6,46 @@ from dataclasses import dataclass, field
 
 from ddpm.process.parameterization import PREDICTION_TYPES
 from ddpm.schedules import ScheduleConfig
-from ddpm.validation import InvalidValue, require_choice
+from ddpm.validation import InvalidValue, require_choice, require_number
+
+PRECONDITIONINGS = ("none", "edm")
 
 
 @dataclass
 class DiffusionConfig(ScheduleConfig):
-    """A :class:`ScheduleConfig` plus the network's prediction target."""
+    """A :class:`ScheduleConfig` plus the network's prediction target and preconditioning."""
 
     prediction_type: str = field(
         default="eps",
         metadata={"help": "what the network predicts: eps (DDPM), x0, v, or mu (the reverse-process mean)"},
     )
 
+    preconditioning: str = field(
+        default="none",
+        metadata={
+            "help": "none: the network's output is the prediction; edm: the network F sits inside "
+            "D = c_skip x + c_out F(c_in x; c_noise) (Karras et al. 2022), which predicts x0"
+        },
+    )
+    sigma_data: float = field(
+        default=0.5, metadata={"help": "standard deviation of the data (EDM preconditioning and weighting)"}
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
+        require_choice("preconditioning", self.preconditioning, PRECONDITIONINGS)
+        require_number("sigma_data", self.sigma_data, 0, low_open=True)
+        if self.preconditioning == "edm" and self.prediction_type != "x0":
+            raise InvalidValue(
+                "prediction_type",
+                "must be x0 with preconditioning = edm (the preconditioned denoiser predicts x0)",
+                self.prediction_type,
+            )
+        if self.preconditioning == "edm" and self.zero_terminal_snr:
+            raise InvalidValue(
+                "zero_terminal_snr", "cannot be used with preconditioning = edm (σ_max must be finite)", True
+            )
         if self.zero_terminal_snr and self.prediction_type == "eps":
             raise InvalidValue(
                 "prediction_type",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ddpm.schedules import NoiseSchedule
+from ddpm.schedules import NoiseSchedule, timestep_to_sigma
 
 
 def extract(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
@@ -15,6 +15,21 @@ def extract(values: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> 
     t = torch.as_tensor(t, device=values.device, dtype=torch.long)
     out = values[t].to(device=like.device, dtype=like.dtype)
     return out.reshape(out.shape + (1,) * (like.ndim - out.ndim))
+
+
+def alpha_sigma_at(
+    t: torch.Tensor | int, schedule: NoiseSchedule, like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(α, σ_vp) = (√ᾱ_t, √(1−ᾱ_t)) shaped like :func:`extract`'s output. An integer t reads the
+    schedule's tables; a floating-point (fractional) t takes σ = σ(t) between the steps
+    (:func:`ddpm.schedules.timestep_to_sigma`), α = 1/√(1 + σ²), σ_vp = σ α (continuous time)."""
+    if not (torch.is_tensor(t) and t.is_floating_point()):
+        return extract(schedule.sqrt_alpha_bar, t, like), extract(schedule.sqrt_one_minus_alpha_bar, t, like)
+    sigma = timestep_to_sigma(t.detach().cpu(), schedule)
+    alpha = 1 / (1 + sigma**2).sqrt()
+    shape = (-1,) + (1,) * (like.ndim - 1)
+    cast = dict(device=like.device, dtype=like.dtype)
+    return alpha.to(**cast).reshape(shape), (sigma * alpha).to(**cast).reshape(shape)
 
 
 def q_step_sample(
@@ -28,8 +43,7 @@ def q_step_sample(
 def q_sample(
     x0: torch.Tensor, t: torch.Tensor | int, schedule: NoiseSchedule, noise: torch.Tensor
 ) -> torch.Tensor:
-    """Closed-form jump x_t = √ᾱ_t · x_0 + √(1−ᾱ_t) · ε, a draw of q(x_t | x_0) (DDPM eq. 4)."""
-    return (
-        extract(schedule.sqrt_alpha_bar, t, x0) * x0
-        + extract(schedule.sqrt_one_minus_alpha_bar, t, x0) * noise
-    )
+    """Closed-form jump x_t = √ᾱ_t · x_0 + √(1−ᾱ_t) · ε, a draw of q(x_t | x_0) (DDPM eq. 4); t may be
+    fractional (:func:`alpha_sigma_at`)."""
+    alpha, sigma = alpha_sigma_at(t, schedule, x0)
+    return alpha * x0 + sigma * noise

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ddpm.errors import UserError
-from ddpm.process.forward import extract, q_sample
+from ddpm.process.forward import alpha_sigma_at, extract, q_sample
 from ddpm.process.posterior import q_posterior_mean
 from ddpm.schedules import NoiseSchedule
 
@@ -49,7 +49,7 @@ def split_prediction(
 
 
 def _alpha_sigma(t, schedule: NoiseSchedule, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return extract(schedule.sqrt_alpha_bar, t, like), extract(schedule.sqrt_one_minus_alpha_bar, t, like)
+    return alpha_sigma_at(t, schedule, like)
 
 
 def x0_from_eps(xt: torch.Tensor, t, eps: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:

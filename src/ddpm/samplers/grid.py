@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ddpm.errors import UserError
 from ddpm.samplers.spacing import spaced_timesteps
-from ddpm.schedules import NoiseSchedule
+from ddpm.schedules import NoiseSchedule, sigma_to_timestep
 
 FINAL_LEVELS = ("zero", "sigma_min")
 
@@ -73,17 +72,6 @@ def karras_sigmas(sigma_min: float, sigma_max: float, num_steps: int, rho: float
     ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return (hi + ramp * (lo - hi)) ** rho
-
-
-def sigma_to_timestep(sigma: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
-    """The (fractional) training timestep whose σ is ``sigma``: linear interpolation in log σ."""
-    log_sigmas = schedule.sigmas.log().numpy()
-    s = np.log(np.maximum(np.atleast_1d(sigma.numpy()), 1e-10))
-    # log σ increases with t; find the bracketing pair
-    idx = np.clip(np.searchsorted(log_sigmas, s, side="right") - 1, 0, len(log_sigmas) - 2)
-    low, high = log_sigmas[idx], log_sigmas[idx + 1]
-    w = np.clip((s - low) / (high - low), 0, 1)
-    return torch.from_numpy(idx + w)
 
 
 def logsnr_grid(

@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass, field
 
 from ddpm.runtime import COMPILE_MODES, PRECISIONS
-from ddpm.validation import require_choice, require_int, require_number, require_positive_int
+from ddpm.training.ema import EMA_KINDS
+from ddpm.training.loss_weights import LOSS_WEIGHTINGS
+from ddpm.training.noise_levels import NOISE_LEVELS
+from ddpm.validation import InvalidValue, require_choice, require_int, require_number, require_positive_int
 
 LR_SCHEDULES = ("constant", "cosine")
 OBJECTIVES = ("diffusion", "regression", "autoencoder", "baseline")
@@ -28,10 +31,21 @@ class TrainConfig:
     loss_weighting: str = field(
         default="simple",
         metadata={
-            "help": "simple: every step alike (DDPM's L_simple); vlb: each step as the true "
-            "variational bound weights it, for the configured prediction type"
+            "help": "simple: the prediction's own MSE at every level (DDPM's L_simple); vlb: each step "
+            "as the true variational bound weights it; min-snr: min(SNR, γ) on the x0 error (Hang et "
+            "al. 2023); edm: EDM's λ(σ); snr+1: the v-MSE for any target"
         },
     )
+    min_snr_gamma: float = field(default=5.0, metadata={"help": "γ of the min-snr weighting"})
+    noise_levels: str = field(
+        default="uniform",
+        metadata={
+            "help": "uniform: t ~ U{0…T−1} (DDPM); log-normal: ln σ ~ N(mean, std²) as fractional "
+            "timesteps (EDM)"
+        },
+    )
+    log_normal_mean: float = field(default=-1.2, metadata={"help": "P_mean of the log-normal σ's"})
+    log_normal_std: float = field(default=1.2, metadata={"help": "P_std of the log-normal σ's"})
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step, over all processes"})
     grad_accum_steps: int = field(
         default=1, metadata={"help": "micro-batches per step (same result, less memory)"}
@@ -50,7 +64,24 @@ class TrainConfig:
     )
     hflip: bool = field(default=False, metadata={"help": "random horizontal flips of training images"})
     grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm to this; 0 = off"})
-    ema_decay: float = field(default=0.9999, metadata={"help": "EMA decay of the weights"})
+    ema: str = field(
+        default="warmup",
+        metadata={
+            "help": "warmup: decay min(ema_decay, (1+n)/(10+n)); fixed: ema_decay throughout; power: "
+            "EDM2's power-function EMA of width ema_sigma_rel"
+        },
+    )
+    ema_decay: float = field(default=0.9999, metadata={"help": "EMA decay of the weights (warmup, fixed)"})
+    ema_sigma_rel: float = field(
+        default=0.05, metadata={"help": "width of the power EMA relative to the training length"}
+    )
+    ema_snapshot_every: int = field(
+        default=0,
+        metadata={
+            "help": "steps between snapshots of two power EMAs (σ_rel 0.05 and 0.10) in OUT/ema-snapshots/, "
+            "from which 'ddpm ema' makes an EMA of any width after training; 0 = off"
+        },
+    )
     precision: str = field(default="auto", metadata={"help": "auto (bf16 where native), fp32 or bf16"})
     channels_last: bool = field(default=False, metadata={"help": "channels_last memory format"})
     compile: str = field(
@@ -84,7 +115,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         require_choice("objective", self.objective, OBJECTIVES)
-        require_choice("loss_weighting", self.loss_weighting, ("simple", "vlb"))
+        require_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
+        require_choice("noise_levels", self.noise_levels, NOISE_LEVELS)
+        require_choice("ema", self.ema, EMA_KINDS)
+        if self.loss_weighting == "vlb" and self.noise_levels != "uniform":
+            raise InvalidValue(
+                "loss_weighting", "vlb weights the discrete steps; use it with noise_levels = uniform", "vlb"
+            )
         require_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("compile", self.compile, COMPILE_MODES)
@@ -98,7 +135,14 @@ class TrainConfig:
             "sample_steps",
         ):
             require_positive_int(name, getattr(self, name))
-        for name in ("warmup_steps", "sample_every", "keep_checkpoints", "num_threads", "seed"):
+        for name in (
+            "warmup_steps",
+            "sample_every",
+            "keep_checkpoints",
+            "num_threads",
+            "seed",
+            "ema_snapshot_every",
+        ):
             require_int(name, getattr(self, name), 0)
         require_number("lr", self.lr, 0, low_open=True)
         require_number("min_lr_ratio", self.min_lr_ratio, 0, 1)
@@ -108,6 +152,10 @@ class TrainConfig:
         require_number("grad_clip", self.grad_clip, 0)
         require_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
         require_number("time_limit_minutes", self.time_limit_minutes, 0)
+        require_number("min_snr_gamma", self.min_snr_gamma, 0, low_open=True)
+        require_number("log_normal_mean", self.log_normal_mean)
+        require_number("log_normal_std", self.log_normal_std, 0, low_open=True)
+        require_number("ema_sigma_rel", self.ema_sigma_rel, 0, 0.29, low_open=True)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:

@@ -22,6 +22,7 @@ from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image
 from ddpm.models import UNet, UNetConfig
+from ddpm.models.preconditioning import diffusion_network
 from ddpm.runtime import (
     autocast,
     compiled,
@@ -41,8 +42,11 @@ from ddpm.training.distributed import stop as stop_distributed
 from ddpm.training.ema import EMA
 from ddpm.training.examples import PixelExamples
 from ddpm.training.interrupts import StopRequest
-from ddpm.training.objective import bound_weights, denoising_loss, regression_loss, training_noise
+from ddpm.training.noise_levels import training_noise
+from ddpm.training.objective import recipe_loss, regression_loss
+from ddpm.training.post_hoc_ema import EMASnapshots
 from ddpm.training.preview import preview, preview_sampler
+from ddpm.training.recipe import check_recipe
 from ddpm.training.resume_state import ResumeState, check_resumable, read_resume_state
 from ddpm.training.run import TrainingRun, TrainResult
 from ddpm.training.run_log import RunLog
@@ -186,10 +190,8 @@ class _Loop:
         self.checkpoints, self.device, self.progress = checkpoints, device, progress
         self.precision = resolve_precision(self.tc.precision, device)
         self.schedule = make_schedule(run.diffusion)
-        self.loss_weights = None
-        if self.tc.loss_weighting == "vlb":
-            self.loss_weights = bound_weights(self.schedule, run.diffusion.prediction_type)
-        model = UNet(run.model).to(device)
+        check_recipe(self.tc, run.diffusion)
+        model = diffusion_network(UNet(run.model), run.diffusion).to(device)
         if self.tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.gradient_checkpointing = self.tc.grad_checkpointing
@@ -201,7 +203,10 @@ class _Loop:
                 raise UserError(f"train.init_from does not match the model: {first}") from None
         self.model = model
         self.topology = topology_from_env()
-        self.ema = EMA(model, self.tc.ema_decay)
+        self.ema = EMA(model, self.tc.ema_decay, self.tc.ema, self.tc.ema_sigma_rel)
+        self.snapshots = None
+        if self.tc.ema_snapshot_every:
+            self.snapshots = EMASnapshots(model, self.tc.ema_snapshot_every, out)
         self.opt = torch.optim.AdamW(
             model.parameters(),
             lr=self.tc.lr,
@@ -247,6 +252,8 @@ class _Loop:
         try:
             self.model.load_state_dict(read_tensors(path, "model"))
             self.ema.model.load_state_dict(read_tensors(path, "ema"))
+            if self.snapshots is not None:
+                self.snapshots.load(path)
             self.opt.load_state_dict(
                 optimizer_from_tensors(read_tensors(path, "optimizer"), state.param_groups)
             )
@@ -259,6 +266,13 @@ class _Loop:
         self.step, self.elapsed = state.step, state.elapsed_seconds
         self.last_saved = self.step
 
+    def _model_meta(self) -> dict:
+        return {
+            "config": self.spec.full_config,
+            "class_names": list(self.spec.class_names),
+            **self.spec.metadata,
+        }
+
     def _save(self) -> Path:
         if not self.topology.is_main:  # rank 0 writes; the weights are the same everywhere
             self.last_saved = self.step
@@ -266,9 +280,7 @@ class _Loop:
         opt_tensors, groups = optimizer_to_tensors(self.opt.state_dict())
         meta = {
             "kind": "training",
-            "config": self.spec.full_config,
-            "class_names": list(self.spec.class_names),
-            **self.spec.metadata,
+            **self._model_meta(),
             "state": ResumeState(
                 step=self.step,
                 elapsed_seconds=self.elapsed,
@@ -281,6 +293,7 @@ class _Loop:
             "model": self.model.state_dict(),
             "ema": self.ema.model.state_dict(),
             "optimizer": opt_tensors,
+            **(self.snapshots.state_tensors() if self.snapshots is not None else {}),
         }
         path = self.checkpoints.save(self.step, tensors, meta, self.tc.keep_checkpoints)
         self.last_saved = self.step
@@ -299,7 +312,9 @@ class _Loop:
             flip = torch.rand(len(x0), generator=self.gen) < 0.5
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
         cond = self.conditioning.batch(idx, x0, self.gen, self.device)
-        t, eps = training_noise(x0, self.schedule.num_timesteps, self.gen)
+        tc = self.tc
+        levels = (tc.noise_levels, tc.log_normal_mean, tc.log_normal_std)
+        t, eps = training_noise(x0, self.schedule, self.gen, *levels)
         share = self.topology.share(len(x0))
         x0 = x0[share].to(self.device)
         x0 = x0.contiguous(memory_format=torch.channels_last) if self.tc.channels_last else x0
@@ -329,14 +344,8 @@ class _Loop:
                 if self.tc.objective == "regression":
                     loss = regression_loss(model_fn, x0[part])
                 else:
-                    loss = denoising_loss(
-                        model_fn,
-                        x0[part],
-                        t[part],
-                        eps[part],
-                        self.schedule,
-                        self.spec.diffusion.prediction_type,
-                        self.loss_weights,
+                    loss = recipe_loss(
+                        model_fn, x0[part], t[part], eps[part], self.schedule, self.spec.diffusion, self.tc
                     )
                 (loss * len(part) / n).backward()
             value += float(loss.detach()) * len(part) / n
@@ -356,6 +365,8 @@ class _Loop:
             norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip))
         self.opt.step()
         self.ema.update(self.model, self.step)
+        if self.snapshots is not None:
+            self.snapshots.update(self.model, self.step)
         self.step += 1
         self.mid_step = False
         return value, norm
@@ -427,6 +438,8 @@ class _Loop:
                         },
                     )
                     window_loss, window_n, window_t = 0.0, 0, now
+                if self.snapshots is not None and self.topology.is_main:
+                    self.snapshots.write_if_due(self.step, self._model_meta())
                 reason = self._stop_reason(stop, deadline)
                 if reason == INTERRUPTED:
                     break  # saved below, before the sample grid a stop should not wait for

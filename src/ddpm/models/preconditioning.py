@@ -1,0 +1,69 @@
+"""EDM preconditioning as a wrapper around a network (Karras et al. 2022, §5 and Table 1).
+
+:class:`EDMPreconditioned` holds a raw network F (the U-Net) and is itself an x_0-predicting model of
+the schedule's timesteps, so every sampler, guidance and metric runs it unchanged: at a (fractional)
+timestep t it takes σ = σ(t) of the schedule, x = x_t / α (the VE form of x_t) and returns the
+denoiser D(x; σ) = c_skip x + c_out F(c_in x; c_noise) (:func:`ddpm.process.edm.edm_coefficients`).
+Training may call :meth:`EDMPreconditioned.denoise` at any σ directly (EDM's log-normal σ's).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ddpm.process.config import DiffusionConfig
+from ddpm.process.edm import edm_coefficients
+from ddpm.schedules import NoiseSchedule, make_schedule, timestep_to_sigma
+
+NOISE_INPUT_SCALE = 1000.0
+"""F sees 1000 c_noise = 250 ln σ as its "timestep": the sinusoidal embedding's frequencies are laid
+out for DDPM's t ∈ [0, 1000), and ¼ ln σ alone spans only about ±1.5 over the σ's in use."""
+
+
+def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+class EDMPreconditioned(nn.Module):
+    """D(x; σ) = c_skip(σ) x + c_out(σ) F(c_in(σ) x; c_noise(σ)) around ``net``, answering as an x_0
+    prediction at the timesteps of ``schedule``. Its weights are ``net``'s, under ``net.``."""
+
+    def __init__(self, net: nn.Module, schedule: NoiseSchedule, sigma_data: float):
+        super().__init__()
+        if not torch.isfinite(schedule.sigmas[-1]):
+            raise ValueError("EDM preconditioning needs a finite σ_max (no zero-terminal-SNR schedule)")
+        self.net, self.schedule, self.sigma_data = net, schedule, float(sigma_data)
+
+    @property
+    def config(self):
+        return self.net.config
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.net.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.net.gradient_checkpointing = value
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, **conditioning) -> torch.Tensor:
+        """D(x; σ) for x = x_0 + σ n (EDM eq. 7), one σ per image; coefficients in float64."""
+        c_skip, c_out, c_in, c_noise = edm_coefficients(sigma.detach().double().cpu(), self.sigma_data)
+        noise_input = (c_noise * NOISE_INPUT_SCALE).to(device=x.device, dtype=torch.float32)
+        raw = self.net(_per_image(c_in, x) * x, noise_input, **conditioning)
+        return _per_image(c_skip, x) * x + _per_image(c_out, x) * raw.to(x.dtype)
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor, **conditioning) -> torch.Tensor:
+        """x̂_0 at VP input x_t = α x_0 + σ_vp ε and (fractional) timestep t: D(x_t/α; σ(t))."""
+        t = torch.as_tensor(t).reshape(-1).expand(xt.shape[0])
+        sigma = timestep_to_sigma(t.detach().cpu(), self.schedule)
+        alpha = 1 / (1 + sigma**2).sqrt()
+        return self.denoise(xt / _per_image(alpha, xt), sigma, **conditioning)
+
+
+def diffusion_network(net: nn.Module, diffusion: DiffusionConfig) -> nn.Module:
+    """``net`` as the configured model: itself, or wrapped in EDM preconditioning."""
+    if diffusion.preconditioning == "edm":
+        return EDMPreconditioned(net, make_schedule(diffusion), diffusion.sigma_data)
+    return net
