@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ddpm.process import predict_x0, q_posterior_mean, q_sample
+from ddpm.errors import UserError
+from ddpm.process import learned_log_variance, predict_x0, q_posterior_mean, q_sample
 from ddpm.process.forward import extract
 from ddpm.process.vlb import discretized_gaussian_log_likelihood, normal_kl, prior_kl, reverse_log_variance
 from ddpm.runtime import progress_bar
-from ddpm.samplers.common import Denoiser
+from ddpm.samplers.common import Denoiser, split_output
 from ddpm.schedules import NoiseSchedule
 
 
@@ -46,22 +47,28 @@ def variational_bound(
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> BoundTerms:
-    """Evaluate every term of the bound for a batch of images ``x0`` in [−1, 1] (256 levels)."""
+    """Evaluate every term of the bound for a batch of images ``x0`` in [−1, 1] (256 levels). With
+    ``variance`` learned, p_θ's variance at each step comes from the network's v output."""
     n, dims = x0.shape[0], x0[0].numel()
     to_bits = 1 / (dims * math.log(2))
-    logvar = reverse_log_variance(schedule, variance)
+    logvar = None if variance == "learned" else reverse_log_variance(schedule, variance)
     x0 = x0.double()
     kl = np.zeros((n, schedule.num_timesteps - 1))
     decoder = np.zeros(n)
     for t in progress_bar(range(schedule.num_timesteps), desc="bound terms", enabled=progress, leave=False):
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
         xt = q_sample(x0, t, schedule, noise)
-        out = denoise(xt.float(), torch.full((n,), t, device=x0.device)).double()
+        out, v = split_output(denoise(xt.float(), torch.full((n,), t, device=x0.device)).double(), xt)
+        if v is None and variance == "learned":
+            raise UserError(
+                "variance learned needs a model trained with diffusion.learned_variance = true; "
+                "use --variance beta or beta_tilde"
+            )
         x0_pred = predict_x0(out, xt, t, schedule, prediction_type)
         if clip_x0:
             x0_pred = x0_pred.clamp(-1, 1)
         model_mean = q_posterior_mean(x0_pred, xt, t, schedule)
-        model_logvar = extract(logvar, t, xt)
+        model_logvar = learned_log_variance(v, t, schedule) if logvar is None else extract(logvar, t, xt)
         if t == 0:
             ll = discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_logvar)
             decoder = -ll.flatten(1).sum(1).cpu().numpy() * to_bits

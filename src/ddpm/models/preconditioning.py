@@ -9,9 +9,12 @@ Training may call :meth:`EDMPreconditioned.denoise` at any σ directly (EDM's lo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
+from ddpm.models.unet import UNet, UNetConfig
 from ddpm.process.config import DiffusionConfig
 from ddpm.process.edm import edm_coefficients
 from ddpm.schedules import NoiseSchedule, make_schedule, timestep_to_sigma
@@ -62,8 +65,12 @@ class EDMPreconditioned(nn.Module):
         return self.denoise(xt / _per_image(alpha, xt), sigma, **conditioning)
 
 
-def diffusion_network(net: nn.Module, diffusion: DiffusionConfig) -> nn.Module:
-    """``net`` as the configured model: itself, or wrapped in EDM preconditioning."""
+def diffusion_network(model: UNetConfig, diffusion: DiffusionConfig) -> nn.Module:
+    """The configured model: a U-Net (with twice the output channels when it learns its variance:
+    the prediction, then v), or a U-Net inside EDM preconditioning."""
+    if diffusion.learned_variance:
+        return UNet(replace(model, out_channels=2 * (model.out_channels or model.in_channels)))
+    net = UNet(model)
     if diffusion.preconditioning == "edm":
         return EDMPreconditioned(net, make_schedule(diffusion), diffusion.sigma_data)
     return net

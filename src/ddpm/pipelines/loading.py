@@ -109,7 +109,7 @@ def load_model(
     if not available:
         raise UserError(f"checkpoint {path} has no weights file (ema.safetensors or model.safetensors)")
     state = read_tensors(path, available[0])
-    model = diffusion_network(UNet(config.model), config.diffusion)
+    model = diffusion_network(config.model, config.diffusion)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -200,10 +200,10 @@ def export_diffusers(
     if loaded.autoencoder is not None:
         raise UserError("latent models have no DDPMPipeline form; export them with --format ddpm")
     c = loaded.config
-    if c.diffusion.preconditioning != "none":
+    if c.diffusion.preconditioning != "none" or c.diffusion.learned_variance:
         raise UserError(
-            "an EDM-preconditioned model has no DDPMPipeline form (its network is not the scheduler's "
-            "model output); export it with --format ddpm"
+            "an EDM-preconditioned or learned-variance model has no DDPMPipeline form here; "
+            "export it with --format ddpm"
         )
     return write_diffusers_folder(out, loaded.model, c.diffusion, c.sample, DTYPES[dtype])
 

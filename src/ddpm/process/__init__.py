@@ -18,6 +18,7 @@ from ddpm.process.parameterization import (
 )
 from ddpm.process.posterior import (
     VARIANCE_TYPES,
+    learned_log_variance,
     q_posterior_mean,
     q_posterior_variance,
     reverse_mean_from_eps,
@@ -30,6 +31,7 @@ __all__ = [
     "VARIANCE_TYPES",
     "eps_denoiser_from_mean",
     "eps_from_x0",
+    "learned_log_variance",
     "mean_from_x0",
     "extract",
     "predict_eps",

@@ -31,6 +31,14 @@ class DiffusionConfig(ScheduleConfig):
         default=0.5, metadata={"help": "standard deviation of the data (EDM preconditioning and weighting)"}
     )
 
+    learned_variance: bool = field(
+        default=False,
+        metadata={
+            "help": "the network also outputs v per dimension and the reverse variance is "
+            "exp(v log β + (1−v) log β̃) (Nichol & Dhariwal 2021), trained by L_hybrid"
+        },
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
@@ -41,6 +49,12 @@ class DiffusionConfig(ScheduleConfig):
                 "prediction_type",
                 "must be x0 with preconditioning = edm (the preconditioned denoiser predicts x0)",
                 self.prediction_type,
+            )
+        if self.learned_variance and (self.prediction_type == "mu" or self.preconditioning != "none"):
+            raise InvalidValue(
+                "learned_variance",
+                "needs prediction_type eps, x0 or v and no preconditioning",
+                self.learned_variance,
             )
         if self.preconditioning == "edm" and self.zero_terminal_snr:
             raise InvalidValue(

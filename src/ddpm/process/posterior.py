@@ -7,7 +7,7 @@ import torch
 from ddpm.process.forward import extract
 from ddpm.schedules import NoiseSchedule
 
-VARIANCE_TYPES = ("beta", "beta_tilde")
+VARIANCE_TYPES = ("beta", "beta_tilde", "learned")
 
 
 def q_posterior_mean(x0: torch.Tensor, xt: torch.Tensor, t, schedule: NoiseSchedule) -> torch.Tensor:
@@ -41,4 +41,14 @@ def reverse_variance(t, schedule: NoiseSchedule, like: torch.Tensor, kind: str =
         return extract(schedule.betas, t, like)
     if kind == "beta_tilde":
         return q_posterior_variance(t, schedule, like)
+    if kind == "learned":
+        raise ValueError("a learned variance comes from the network's v output: use learned_log_variance")
     raise ValueError(f"unknown variance type {kind!r}; choose from {VARIANCE_TYPES}")
+
+
+def learned_log_variance(v: torch.Tensor, t, schedule: NoiseSchedule) -> torch.Tensor:
+    """log σ_t² = v log β_t + (1 − v) log β̃_t (Nichol & Dhariwal 2021, eq. 15) for the network's extra
+    output v (one value per dimension, unconstrained); log β̃ is clipped at the first step (β̃_1 = 0)."""
+    log_beta = extract(schedule.betas.log(), t, v)
+    log_beta_tilde = extract(schedule.posterior_log_variance_clipped, t, v)
+    return v * log_beta + (1 - v) * log_beta_tilde

@@ -7,6 +7,7 @@ import math
 import torch
 
 from ddpm.process.forward import extract
+from ddpm.process.posterior import q_posterior_mean
 from ddpm.schedules import NoiseSchedule
 
 
@@ -59,3 +60,22 @@ def reverse_log_variance(schedule: NoiseSchedule, kind: str) -> torch.Tensor:
     if kind == "beta":
         return torch.cat([schedule.posterior_variance[1:2], schedule.betas[1:]]).log()
     raise ValueError(f"unknown variance type {kind!r}")
+
+
+def bound_term(
+    x0: torch.Tensor,
+    xt: torch.Tensor,
+    t: torch.Tensor,
+    model_mean: torch.Tensor,
+    model_logvar: torch.Tensor,
+    schedule: NoiseSchedule,
+) -> torch.Tensor:
+    """The bound's term at each image's step, nats per element (DDPM eq. 5): L_{t−1} = KL(q(x_{t−1} |
+    x_t, x_0) ‖ N(model_mean, e^{model_logvar})) for t ≥ 1 (code index), L_0 = −log p(x_0 | x_1) by the
+    discretised Gaussian decoder (eq. 13) where t = 0."""
+    true_mean = q_posterior_mean(x0, xt, t, schedule)
+    true_logvar = extract(schedule.posterior_log_variance_clipped, t, xt)
+    kl = normal_kl(true_mean, true_logvar, model_mean, model_logvar)
+    decoder = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_logvar)
+    first = (torch.as_tensor(t) == 0).reshape(-1, *[1] * (x0.ndim - 1)).to(kl.device)
+    return torch.where(first, decoder, kl)

@@ -19,6 +19,15 @@ StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 """``callback(i, t, x_t, x0_pred)`` after each network evaluation; ``i`` counts sampling steps."""
 
 
+def split_output(out: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(prediction, v): a network with a learned variance returns 2C channels for C-channel x, the
+    prediction first and then v (Nichol & Dhariwal 2021); any other returns (out, None)."""
+    channels = x.shape[1]
+    if out.shape[1] == 2 * channels:
+        return out[:, :channels], out[:, channels:]
+    return out, None
+
+
 def model_x0_eps(
     denoise: Denoiser,
     x: torch.Tensor,
@@ -33,7 +42,7 @@ def model_x0_eps(
     With ``clip_x0`` x̂_0 is clamped to [−1, 1] and ε̂ recomputed from it, so both stay consistent
     with x_t (improved-diffusion's convention).
     """
-    out = denoise(x, t.expand(x.shape[0])).to(x.dtype)
+    out, _ = split_output(denoise(x, t.expand(x.shape[0])).to(x.dtype), x)
     x0 = predict_x0(out, x, index, schedule, prediction_type)
     if clip_x0:
         x0 = x0.clamp(-1, 1)
@@ -99,7 +108,7 @@ def predict_at(
 
     After thresholding x̂_0, ε̂ is recomputed from it so that the pair stays consistent with x.
     """
-    out = denoise(x, t.expand(x.shape[0])).to(x.dtype)
+    out, _ = split_output(denoise(x, t.expand(x.shape[0])).to(x.dtype), x)
     alpha, sigma = alpha.to(x.dtype), sigma.to(x.dtype)
     x0, eps = split_prediction(out, x, alpha, sigma, prediction_type)
     if threshold.active:

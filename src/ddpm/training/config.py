@@ -36,6 +36,9 @@ class TrainConfig:
             "al. 2023); edm: EDM's λ(σ); snr+1: the v-MSE for any target"
         },
     )
+    hybrid_vlb_weight: float = field(
+        default=0.001, metadata={"help": "λ of L_hybrid = L_simple + λ L_vlb (learned variance only)"}
+    )
     min_snr_gamma: float = field(default=5.0, metadata={"help": "γ of the min-snr weighting"})
     noise_levels: str = field(
         default="uniform",
@@ -153,6 +156,7 @@ class TrainConfig:
         require_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
         require_number("time_limit_minutes", self.time_limit_minutes, 0)
         require_number("min_snr_gamma", self.min_snr_gamma, 0, low_open=True)
+        require_number("hybrid_vlb_weight", self.hybrid_vlb_weight, 0)
         require_number("log_normal_mean", self.log_normal_mean)
         require_number("log_normal_std", self.log_normal_std, 0, low_open=True)
         require_number("ema_sigma_rel", self.ema_sigma_rel, 0, 0.29, low_open=True)

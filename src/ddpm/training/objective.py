@@ -3,9 +3,13 @@ weighted as the recipe says (:mod:`ddpm.training.loss_weights`), at integer or f
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ddpm.process import q_sample, training_target
+from ddpm.process import learned_log_variance, predict_x0, q_posterior_mean, q_sample, training_target
+from ddpm.process.vlb import bound_term
+from ddpm.samplers.common import split_output
 from ddpm.schedules import NoiseSchedule
 from ddpm.training.loss_weights import image_weights
 from ddpm.training.noise_levels import training_noise
@@ -43,7 +47,40 @@ def recipe_loss(model_output_fn, x0, t, eps, schedule: NoiseSchedule, diffusion,
         train.min_snr_gamma,
         diffusion.sigma_data,
     )
+    if diffusion.learned_variance:
+        return hybrid_loss(
+            model_output_fn, x0, t, eps, schedule, diffusion.prediction_type, weights, train.hybrid_vlb_weight
+        )
     return denoising_loss(model_output_fn, x0, t, eps, schedule, diffusion.prediction_type, weights)
+
+
+def hybrid_loss(
+    model_output_fn,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    eps: torch.Tensor,
+    schedule: NoiseSchedule,
+    prediction_type: str,
+    weights: torch.Tensor | None,
+    vlb_weight: float = 0.001,
+) -> torch.Tensor:
+    """L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021, §3.1) for a network that outputs its
+    prediction and v: L_simple on the prediction as :func:`denoising_loss`; L_vlb = T · L_t, the
+    one-term estimate of the bound in bits per dimension, with the mean from the prediction under
+    a stop-gradient, so that L_vlb trains v alone."""
+    xt = q_sample(x0, t, schedule, eps)
+    prediction, v = split_output(model_output_fn(xt, t), x0)
+    if v is None:
+        raise ValueError("the network has no v output; build it with diffusion.learned_variance")
+    target = training_target(x0, eps, t, schedule, prediction_type)
+    error = (prediction.float() - target.float()).pow(2)
+    if weights is not None:
+        error = weights.float().to(error.device).reshape(-1, *[1] * (error.ndim - 1)) * error
+    x0_hat = predict_x0(prediction.detach().double(), xt.double(), t, schedule, prediction_type)
+    mean = q_posterior_mean(x0_hat, xt.double(), t, schedule)
+    logvar = learned_log_variance(v.double(), t, schedule)
+    bits = bound_term(x0.double(), xt.double(), t, mean, logvar, schedule).flatten(1).mean(1) / math.log(2)
+    return error.mean() + vlb_weight * schedule.num_timesteps * bits.mean().float()
 
 
 def diffusion_loss(

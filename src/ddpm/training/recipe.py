@@ -21,6 +21,10 @@ def check_recipe(train: TrainConfig, diffusion: DiffusionConfig) -> None:
             "a mean-predicting model (diffusion.prediction_type mu) trains on the discrete steps only; "
             "use train.noise_levels = uniform"
         )
+    if train.noise_levels == "log-normal" and diffusion.learned_variance:
+        raise UserError(
+            "a learned variance is trained on the bound's discrete steps; use train.noise_levels = uniform"
+        )
     if train.noise_levels == "log-normal" and diffusion.zero_terminal_snr:
         raise UserError(
             "train.noise_levels = log-normal needs a finite σ_max; drop diffusion.zero_terminal_snr "

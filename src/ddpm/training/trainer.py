@@ -21,7 +21,7 @@ from ddpm.checkpoints import (
 from ddpm.errors import UserError
 from ddpm.fileio import write_text_atomic
 from ddpm.imaging import make_image_grid, save_image
-from ddpm.models import UNet, UNetConfig
+from ddpm.models import UNetConfig
 from ddpm.models.preconditioning import diffusion_network
 from ddpm.runtime import (
     autocast,
@@ -191,7 +191,7 @@ class _Loop:
         self.precision = resolve_precision(self.tc.precision, device)
         self.schedule = make_schedule(run.diffusion)
         check_recipe(self.tc, run.diffusion)
-        model = diffusion_network(UNet(run.model), run.diffusion).to(device)
+        model = diffusion_network(run.model, run.diffusion).to(device)
         if self.tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.gradient_checkpointing = self.tc.grad_checkpointing
