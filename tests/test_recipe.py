@@ -367,3 +367,13 @@ def test_ddpm_ema_writes_a_checkpoint_of_the_chosen_width(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "x").exists()
+
+
+def test_checkpoints_every_few_minutes_of_training(tmp_path):
+    """train.checkpoint_every_minutes saves whenever a multiple of the interval of training time is
+    passed (here an interval shorter than any step: a checkpoint after every step)."""
+    run = _run(tmp_path, checkpoint_every_minutes=1e-7, keep_checkpoints=0)
+    run.train = replace(run.train, steps=6, checkpoint_every=1000)
+    train(run, digits_images(64), tmp_path / "run", progress=False)
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*"))
+    assert names == [f"step-{i:07d}" for i in range(1, 7)]

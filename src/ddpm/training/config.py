@@ -98,6 +98,10 @@ class TrainConfig:
     sample_num: int = field(default=16, metadata={"help": "images per periodic sample grid"})
     sample_steps: int = field(default=100, metadata={"help": "sampler steps for periodic grids"})
     checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints"})
+    checkpoint_every_minutes: float = field(
+        default=0.0,
+        metadata={"help": "also save each time this many minutes of training have passed; 0 = off"},
+    )
     keep_checkpoints: int = field(
         default=3, metadata={"help": "how many recent checkpoints to keep; 0 = all"}
     )
@@ -155,6 +159,7 @@ class TrainConfig:
         require_number("grad_clip", self.grad_clip, 0)
         require_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
         require_number("time_limit_minutes", self.time_limit_minutes, 0)
+        require_number("checkpoint_every_minutes", self.checkpoint_every_minutes, 0)
         require_number("min_snr_gamma", self.min_snr_gamma, 0, low_open=True)
         require_number("hybrid_vlb_weight", self.hybrid_vlb_weight, 0)
         require_number("log_normal_mean", self.log_normal_mean)

@@ -215,6 +215,7 @@ class _Loop:
         )
         self.gen = torch.Generator().manual_seed(self.tc.seed)
         self.step, self.elapsed, self.last_saved = 0, 0.0, -1
+        self.last_step_seconds = 0.0
         self.mid_step = False  # true while a step changes the state: no checkpoint then
         if resume_from is not None:
             self._load(resume_from)
@@ -393,6 +394,11 @@ class _Loop:
         path = self.out / "samples" / f"step-{self.step:07d}.png"
         save_image(make_image_grid(x, nrow=nrow), path, scale=scale)
 
+    def _minute_mark_passed(self) -> bool:
+        """True once per ``train.checkpoint_every_minutes`` of training time (elapsed steps only)."""
+        every = self.tc.checkpoint_every_minutes * 60
+        return every > 0 and self.elapsed // every > (self.elapsed - self.last_step_seconds) // every
+
     # -- the loop --------------------------------------------------------------------------------
     def _stop_reason(self, stop: StopRequest, deadline: float | None) -> int:
         """0 go on, 1 time limit, 2 stop requested (a signal): decided by all ranks together, so
@@ -420,6 +426,7 @@ class _Loop:
                 loss, norm = self._train_step()
                 dt = time.perf_counter() - t0
                 self.elapsed += dt
+                self.last_step_seconds = dt
                 smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
                 window_loss, window_n = window_loss + loss, window_n + 1
                 bar.update(1)
@@ -445,7 +452,7 @@ class _Loop:
                     break  # saved below, before the sample grid a stop should not wait for
                 if tc.sample_every and self.step % tc.sample_every == 0:
                     self._sample_grid()
-                if self.step % tc.checkpoint_every == 0:
+                if self.step % tc.checkpoint_every == 0 or self._minute_mark_passed():
                     self._save()
                 if reason == TIME_LIMIT:
                     if self.topology.is_main:
