@@ -282,6 +282,9 @@ def test_an_edm_model_trains_samples_and_keeps_its_snapshots(tmp_path):
     assert losses[-1] < losses[0]
     loaded = load_model(tmp_path)
     assert isinstance(loaded.model, EDMPreconditioned)
+    from ddpm.cli.main import main
+
+    assert main(["info", str(tmp_path)]) == 0  # the wrapper answers for its network's blocks
     noise = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     for name in ("ancestral", "ddim", "dpm++2m", "heun"):
         config = SamplerConfig(sampler=name, steps=8)

@@ -156,10 +156,25 @@ def run(args: argparse.Namespace) -> int:
         f"widths {c.model.base_channels}×{list(c.model.channel_mult)}, "
         f"attention at {list(c.model.attention_resolutions)}"
     )
+    extras = []
+    if c.diffusion.preconditioning == "edm":
+        extras.append(f"EDM preconditioning, σ_data {c.diffusion.sigma_data:g}")
+    if c.diffusion.learned_variance:
+        extras.append("learned variance")
     print(
         f"diffusion    {c.diffusion.schedule} schedule, T = {c.diffusion.num_timesteps}, predicts "
         f"{c.diffusion.prediction_type}, ᾱ_T = {report['terminal_alpha_bar']:.3g}"
+        + "".join(f", {e}" for e in extras)
     )
+    if report["kind"] == "training":
+        t = c.train
+        ema = f"{t.ema} EMA " + (
+            f"σ_rel {t.ema_sigma_rel:g}" if t.ema == "power" else f"decay {t.ema_decay:g}"
+        )
+        print(
+            f"recipe       {t.noise_levels} noise levels, {t.loss_weighting} loss weighting, {ema}, "
+            f"lr {t.lr:g} ({t.lr_schedule}), batch {t.batch_size}"
+        )
     if report["kind"] == "diffusers":
         print(
             f"training     not recorded (a diffusers folder; scheduler {loaded.meta.get('scheduler_class')})"

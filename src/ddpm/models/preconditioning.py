@@ -38,9 +38,14 @@ class EDMPreconditioned(nn.Module):
             raise ValueError("EDM preconditioning needs a finite σ_max (no zero-terminal-SNR schedule)")
         self.net, self.schedule, self.sigma_data = net, schedule, float(sigma_data)
 
-    @property
-    def config(self):
-        return self.net.config
+    def __getattr__(self, name: str):
+        """Everything else (config, blocks, class table) is the raw network's."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "net":
+                raise
+            return getattr(self.net, name)
 
     @property
     def gradient_checkpointing(self) -> bool:
