@@ -138,3 +138,25 @@ def test_a_learned_variance_model_trains_samples_and_bounds(tmp_path):
     with pytest.raises(UserError, match="learned-variance"):
         export_diffusers(tmp_path / "run", tmp_path / "hf")
     assert not (tmp_path / "hf").exists()
+
+
+def test_ddpm_eval_bounds_with_the_variance_asked_for(tmp_path, capsys):
+    import json
+
+    from ddpm.cli.main import main
+
+    c = tiny_config(steps=10, checkpoint_every=10)
+    c.diffusion = replace(c.diffusion, learned_variance=True)
+    run = TrainingRun(
+        model=c.model, diffusion=c.diffusion, train=c.train, sample=c.sample, full_config=to_dict(c)
+    )
+    train(run, digits_images(128), tmp_path / "run", progress=False)
+    bits = {}
+    for variance in ("learned", "beta"):
+        out = tmp_path / f"{variance}.json"
+        args = ["eval", str(tmp_path / "run"), "--metrics", "nll", "--nll-num", "2", "--variance", variance]
+        assert main([*args, "--out", str(out), "--no-progress"]) == 0
+        report = json.loads(out.read_text())["metrics"]["nll"]
+        assert report["variance"] == variance
+        bits[variance] = report["bits_per_dim"]
+    assert bits["learned"] != bits["beta"]

@@ -228,6 +228,7 @@ def evaluate(
                 seed=config.seed,
                 batch_size=config.batch_size,
                 progress=config.progress,
+                variance=(config.sampler or loaded.config.sample).variance,
             )
             report["metrics"][name] = m.measure(inputs)
             timings[name] = time.perf_counter() - start

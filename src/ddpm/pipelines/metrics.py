@@ -51,7 +51,8 @@ class FeatureSets:
 @dataclass(frozen=True, kw_only=True)
 class ModelInputs:
     """What a model metric reads: the model, ``test_images()`` (the first ``num`` of the fixed
-    test order, loaded on call) and the evaluation's seed, batch size and progress setting."""
+    test order, loaded on call), the evaluation's seed, batch size and progress setting, and the
+    reverse variance of p_θ for the bound (the evaluation's sampler setting)."""
 
     loaded: LoadedModel
     test_images: Callable[[int], torch.Tensor]
@@ -59,6 +60,7 @@ class ModelInputs:
     seed: int
     batch_size: int
     progress: bool
+    variance: str = "beta"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,7 +161,7 @@ def nll_report(inputs: ModelInputs) -> dict:
                 x0,
                 loaded.schedule,
                 loaded.prediction_type,
-                loaded.config.sample.variance,
+                inputs.variance,
                 clip_x0=True,
                 generator=g,
                 progress=inputs.progress and len(batches) == 1,
@@ -174,7 +176,7 @@ def nll_report(inputs: ModelInputs) -> dict:
         "bits_per_dim": float(total.mean()),
         "stderr": float(total.std(ddof=1) / math.sqrt(len(total))) if len(total) > 1 else 0.0,
         "images": len(total),
-        "variance": loaded.config.sample.variance,
+        "variance": inputs.variance,
         "terms": {
             "prior_L_T": float(prior.mean()),
             "decoder_L_0": float(decoder.mean()),
