@@ -126,16 +126,23 @@ def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def add_override_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", group=None) -> None:
-    """Add ``--section.key VALUE`` for every field of a (nested) dataclass, with its help text."""
+def add_override_arguments(
+    parser: argparse.ArgumentParser, cls: type, prefix: str = "", group=None, defaults: Any = None
+) -> None:
+    """Add ``--section.key VALUE`` for every field of a (nested) dataclass, with its help text; the
+    defaults shown are ``defaults``'s values (an instance of ``cls``) or else the fields' own."""
     for f in dataclasses.fields(cls):
         tp = _field_types(cls)[f.name]
         name = prefix + f.name
         if dataclasses.is_dataclass(tp):
             section = parser.add_argument_group(f"[{name}] options (override the config file)")
-            add_override_arguments(parser, tp, name + ".", section)
+            inner = getattr(defaults, f.name) if defaults is not None else None
+            add_override_arguments(parser, tp, name + ".", section, inner)
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, tuple):
             default = ",".join(map(str, default))
         metavar = {bool: "BOOL", int: "INT", float: "FLOAT"}.get(tp, "LIST" if "tuple" in str(tp) else "STR")

@@ -166,7 +166,13 @@ def run(args: argparse.Namespace) -> int:
         f"{c.diffusion.prediction_type}, ᾱ_T = {report['terminal_alpha_bar']:.3g}"
         + "".join(f", {e}" for e in extras)
     )
-    if report["kind"] == "training":
+    student = loaded.meta.get("distillation")
+    if student:
+        print(
+            f"distilled    {student['method']} from {student['teacher']['source']}, round "
+            f"{student['round'] + 1} of {student['rounds']}: {student['student_steps']}-step DDIM student"
+        )
+    elif report["kind"] == "training":
         t = c.train
         ema = f"{t.ema} EMA " + (
             f"σ_rel {t.ema_sigma_rel:g}" if t.ema == "power" else f"decay {t.ema_decay:g}"

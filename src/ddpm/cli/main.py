@@ -6,10 +6,38 @@ import argparse
 import sys
 
 from ddpm import __version__
-from ddpm.cli import data, ema, evaluate, export, info, plot, restore, sample, samplers, segment, serve, train
+from ddpm.cli import (
+    data,
+    distill,
+    ema,
+    evaluate,
+    export,
+    info,
+    plot,
+    restore,
+    sample,
+    samplers,
+    segment,
+    serve,
+    train,
+)
 from ddpm.errors import UserError
 
-COMMANDS = (train, sample, samplers, restore, segment, evaluate, info, export, ema, plot, serve, data)
+COMMANDS = (
+    train,
+    distill,
+    sample,
+    samplers,
+    restore,
+    segment,
+    evaluate,
+    info,
+    export,
+    ema,
+    plot,
+    serve,
+    data,
+)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -11,6 +11,7 @@ from PIL import Image
 from ddpm.errors import UserError
 from ddpm.imaging import make_image_grid
 from ddpm.models.denoiser import model_denoiser, model_pair_denoiser
+from ddpm.pipelines.distillation import check_student_sampler
 from ddpm.pipelines.latent import check_latent_sampler
 from ddpm.pipelines.loading import LoadedModel
 from ddpm.runtime import compiled, progress_bar, resolve_compile, resolve_precision
@@ -78,6 +79,7 @@ def generate(
     A latent model samples latents and returns them decoded by its autoencoder (animation frames too).
     """
     sampler = sampler or loaded.config.sample
+    check_student_sampler(loaded, sampler)
     if loaded.autoencoder is not None:
         check_latent_sampler(sampler)
     c = loaded.config.model

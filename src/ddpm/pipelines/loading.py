@@ -175,8 +175,9 @@ def export_checkpoint(
         "weights": weights,
         "source": loaded.path.name,
     }
-    if "text_encoder" in loaded.meta:
-        meta["text_encoder"] = loaded.meta["text_encoder"]
+    for key in ("text_encoder", "distillation", "history"):
+        if key in loaded.meta:
+            meta[key] = loaded.meta[key]
     if loaded.autoencoder is not None:
         meta["autoencoder"] = loaded.autoencoder.identity()
     return write_checkpoint(out, {"ema": state}, meta)
