@@ -214,3 +214,73 @@ def test_settings_defaults_are_the_documented_ones():
     s = DistillSettings()
     assert (s.train.lr, s.train.batch_size, s.distill.start_steps) == (1e-4, 32, 32)
     assert replace(s.distill, final_steps=4).rounds == 4
+
+
+# -- consistency distillation -----------------------------------------------------------------------
+def test_a_consistency_function_is_the_identity_at_sigma_min():
+    """f(x, σ_min) = x whatever the network says (the boundary condition), and f → D as σ grows."""
+    from ddpm.models.preconditioning import ConsistencyFunction
+    from ddpm.process.consistency import consistency_skip
+
+    schedule = make_schedule(DiffusionConfig(num_timesteps=100, beta_end=0.2))
+    f = ConsistencyFunction(UNet(tiny_config().model), schedule, sigma_data=0.5)
+    for p in f.parameters():
+        torch.nn.init.normal_(p, std=0.3)  # a network that says anything
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    alpha0 = float(schedule.sqrt_alpha_bar[0])
+    with torch.no_grad():
+        assert torch.allclose(f(x * alpha0, torch.zeros(2)), x, atol=1e-5)
+    sigma = torch.tensor([float(schedule.sigmas[0]), 1.0, 50.0], dtype=torch.float64)
+    skip = consistency_skip(sigma, float(schedule.sigmas[0]), 0.5)
+    assert skip[0] == 1 and skip[1] == pytest.approx(0.25 / ((1 - float(schedule.sigmas[0])) ** 2 + 0.25))
+    assert skip[2] < 1e-3
+
+
+def test_pseudo_huber_by_hand():
+    from ddpm.training.consistency_distillation import pseudo_huber
+
+    a = torch.zeros(2, 1, 2, 2)
+    b = torch.tensor([[[[3.0, 4.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])
+    c = 0.00054 * 2  # √4 dimensions
+    got = pseudo_huber(a, b)
+    assert got[0].item() == pytest.approx((25 + c**2) ** 0.5 - c) and got[1].item() == pytest.approx(0.0)
+
+
+def test_consistency_distillation_moves_its_target_network_by_the_ema(teacher, tmp_path, capsys):
+    """After each step the target network is μ θ⁻ + (1 − μ) θ of the new student weights; the
+    student samples with --sampler consistency only."""
+    from ddpm.pipelines.distillation import distill
+    from ddpm.training import consistency_distillation as cd
+
+    seen = []
+    original = cd.ConsistencyDistillation.train_step
+
+    def step(self):
+        before = [p.detach().clone() for p in self.target_net.parameters()]
+        record = original(self)
+        after = list(self.target_net.parameters())
+        student = list(self.student.parameters())
+        seen.append(
+            max(
+                (a - (0.9 * b + 0.1 * s)).abs().max().item()
+                for a, b, s in zip(after, before, student, strict=True)
+            )
+        )
+        return record
+
+    cd.ConsistencyDistillation.train_step = step
+    try:
+        settings = DistillSettings()
+        config = replace(settings.distill, method="consistency", round_steps=6, target_ema=0.9, levels=6)
+        train = replace(settings.train, sample_every=0, checkpoint_every=3, lr=1e-3)
+        distill(teacher, tmp_path / "cd", config, train, progress=False)
+    finally:
+        cd.ConsistencyDistillation.train_step = original
+    assert len(seen) == 6 and max(seen) < 1e-6
+    out = tmp_path / "g.png"
+    args = ["sample", str(tmp_path / "cd"), "--num", "3", "--out", str(out), "--no-progress"]
+    assert main([*args, "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--sampler", "ddim"]) != 0
+    assert "consistency model" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "cd")]) == 0

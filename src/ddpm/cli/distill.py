@@ -1,4 +1,4 @@
-"""``ddpm distill``: a few-step student from a trained model (progressive distillation)."""
+"""``ddpm distill``: a few-step student from a trained model (progressive or consistency distillation)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,18 @@ def add_parser(sub) -> None:
         "distill",
         help="distil a model into a student that samples in a few steps",
         description=(
-            "Progressive distillation (Salimans & Ho 2022): starting from TEACHER's weights, a "
-            "v-predicting student learns to take one deterministic DDIM step where the teacher "
-            "takes two; each round (--distill.round_steps optimiser steps) halves the steps, from "
-            "--distill.start_steps down to --distill.final_steps. The run folder is like "
+            "Progressive distillation (--distill.method progressive, Salimans & Ho 2022): starting "
+            "from TEACHER's weights, a v-predicting student learns to take one deterministic DDIM "
+            "step where the teacher takes two; each round (--distill.round_steps optimiser steps) "
+            "halves the steps, from --distill.start_steps down to --distill.final_steps. "
+            "Consistency distillation (--distill.method consistency, Song et al. 2023): a consistency "
+            "function learns to map two adjacent points of the teacher's ODE trajectories (a Heun "
+            "step apart, over --distill.levels Karras levels) to the same image, against an EMA "
+            "target network; it samples in any number of steps. The run folder is like "
             "'ddpm train's (checkpoints/, samples/, log.jsonl; Ctrl-C saves, --resume continues, "
             "--train.time_limit_minutes stops and saves). The student samples with 'ddpm sample "
-            "OUT' at the DDIM steps of its last round and 'ddpm eval OUT' measures it."
+            "OUT' (progressive: the DDIM steps of its last round; consistency: --sampler consistency "
+            "--steps K) and 'ddpm eval OUT' measures it."
         ),
     )
     p.add_argument("teacher", metavar="TEACHER", help="pretrained name, checkpoint or run folder to distil")
@@ -40,10 +45,15 @@ def run(args: argparse.Namespace) -> int:
     result = distill(
         args.teacher, out, settings.distill, settings.train, resume=args.resume, progress=not args.no_progress
     )
-    steps = settings.distill.student_steps(settings.distill.rounds - 1)
+    d = settings.distill
+    how = (
+        f"its {d.student_steps(d.rounds - 1)}-step DDIM sampler"
+        if d.method == "progressive"
+        else (f"consistency sampling, {d.sample_steps} step(s) by default")
+    )
     print(
         f"distilled to step {result.step} in {result.elapsed_seconds / 60:.1f} min "
         f"(last loss {result.loss:.4f}); checkpoint {result.checkpoint}\n"
-        f"next: ddpm sample {out} --num 64 (its {steps}-step DDIM sampler)"
+        f"next: ddpm sample {out} --num 64 ({how})"
     )
     return 0

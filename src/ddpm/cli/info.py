@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     extras = []
     if c.diffusion.preconditioning == "edm":
         extras.append(f"EDM preconditioning, σ_data {c.diffusion.sigma_data:g}")
+    if c.diffusion.preconditioning == "consistency":
+        extras.append("a consistency function f(x, σ_min) = x")
     if c.diffusion.learned_variance:
         extras.append("learned variance")
     print(

@@ -16,6 +16,7 @@ from torch import nn
 
 from ddpm.models.unet import UNet, UNetConfig
 from ddpm.process.config import DiffusionConfig
+from ddpm.process.consistency import consistency_skip
 from ddpm.process.edm import edm_coefficients
 from ddpm.schedules import NoiseSchedule, make_schedule, timestep_to_sigma
 
@@ -70,6 +71,37 @@ class EDMPreconditioned(nn.Module):
         return self.denoise(xt / _per_image(alpha, xt), sigma, **conditioning)
 
 
+class ConsistencyFunction(nn.Module):
+    """f(x; σ) = c_skip(σ) x + (1 − c_skip(σ)) D(x; σ) (:func:`~ddpm.process.consistency.consistency_skip`,
+    σ_min the schedule's first level) around a v-predicting ``net``: D = α x_t − σ_vp v(x_t, t).
+    It answers as an x_0 prediction at the schedule's (fractional) timesteps, f(x_t/α; σ(t)), and
+    f(x, σ_min) = x exactly — the boundary condition of a consistency model (Song et al. 2023)."""
+
+    def __init__(self, net: nn.Module, schedule: NoiseSchedule, sigma_data: float):
+        super().__init__()
+        if not torch.isfinite(schedule.sigmas[-1]):
+            raise ValueError("a consistency model needs a finite σ_max (no zero-terminal-SNR schedule)")
+        self.net, self.schedule, self.sigma_data = net, schedule, float(sigma_data)
+        self.sigma_min = float(schedule.sigmas[0])
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "net":
+                raise
+            return getattr(self.net, name)
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor, **conditioning) -> torch.Tensor:
+        t = torch.as_tensor(t).reshape(-1).expand(xt.shape[0])
+        sigma = timestep_to_sigma(t.detach().cpu(), self.schedule)
+        alpha = 1 / (1 + sigma**2).sqrt()
+        skip = consistency_skip(sigma, self.sigma_min, self.sigma_data)
+        a, s, c = (_per_image(v, xt) for v in (alpha, sigma * alpha, skip))
+        denoised = a * xt - s * self.net(xt, t, **conditioning).to(xt.dtype)
+        return c * (xt / a) + (1 - c) * denoised
+
+
 def diffusion_network(model: UNetConfig, diffusion: DiffusionConfig) -> nn.Module:
     """The configured model: a U-Net (with twice the output channels when it learns its variance:
     the prediction, then v), or a U-Net inside EDM preconditioning."""
@@ -78,4 +110,6 @@ def diffusion_network(model: UNetConfig, diffusion: DiffusionConfig) -> nn.Modul
     net = UNet(model)
     if diffusion.preconditioning == "edm":
         return EDMPreconditioned(net, make_schedule(diffusion), diffusion.sigma_data)
+    if diffusion.preconditioning == "consistency":
+        return ConsistencyFunction(net, make_schedule(diffusion), diffusion.sigma_data)
     return net

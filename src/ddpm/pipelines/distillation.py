@@ -10,12 +10,18 @@ from ddpm.checkpoints import read_meta
 from ddpm.configuration import to_dict
 from ddpm.data import load_dataset
 from ddpm.errors import UserError
-from ddpm.models import UNet
+from ddpm.models.preconditioning import diffusion_network
 from ddpm.pipelines.autoencoders import weights_digest
 from ddpm.pipelines.loading import LoadedModel, load_model, resolve_checkpoint
 from ddpm.samplers import SamplerConfig
-from ddpm.training.config import TrainConfig
-from ddpm.training.distillation import DistillationRun, DistillConfig, ProgressiveDistillation, check_teacher
+from ddpm.training.consistency_distillation import ConsistencyDistillation
+from ddpm.training.distillation import (
+    DistillationRun,
+    DistillConfig,
+    DistillTraining,
+    ProgressiveDistillation,
+    check_teacher,
+)
 from ddpm.training.run import TrainResult
 from ddpm.training.step_loop import run_loop
 
@@ -40,7 +46,7 @@ def distill(
     teacher: str | Path,
     out: str | Path,
     config: DistillConfig,
-    train: TrainConfig,
+    train: DistillTraining,
     *,
     resume: bool = False,
     progress: bool = True,
@@ -54,16 +60,16 @@ def distill(
     identity = {"source": str(teacher), "digest": weights_digest(loaded.model.state_dict())}
     if resume:
         _check_resume(out, identity, config)
-    student_train = replace(train, steps=config.total_steps)
-    sample = SamplerConfig(sampler="ddim", steps=config.start_steps, spacing="trailing", clip_x0=True)
-    student_config = replace(
-        loaded.config,
-        diffusion=replace(loaded.config.diffusion, prediction_type="v"),
-        train=student_train,
-        sample=sample,
-    )
-    student = UNet(loaded.config.model)
-    student.load_state_dict(loaded.model.state_dict())
+    student_train = train.train_config(config.total_steps)
+    if config.method == "progressive":
+        diffusion = replace(loaded.config.diffusion, prediction_type="v")
+        sample = SamplerConfig(sampler="ddim", steps=config.start_steps, spacing="trailing", clip_x0=True)
+    else:
+        diffusion = replace(loaded.config.diffusion, prediction_type="x0", preconditioning="consistency")
+        sample = SamplerConfig(sampler="consistency", steps=config.sample_steps, spacing="trailing")
+    student_config = replace(loaded.config, diffusion=diffusion, train=student_train, sample=sample)
+    student = diffusion_network(loaded.config.model, diffusion)
+    getattr(student, "net", student).load_state_dict(loaded.model.state_dict())
     run = DistillationRun(
         distill=config,
         train=student_train,
@@ -75,19 +81,22 @@ def distill(
         teacher_identity=identity,
     )
     images = load_dataset(loaded.config.data).images
-    return run_loop(
-        lambda: ProgressiveDistillation(run, images, out, progress),
-        out,
-        resume,
-        "distillation",
-        student_train,
-    )
+    loop = ProgressiveDistillation if config.method == "progressive" else ConsistencyDistillation
+    return run_loop(lambda: loop(run, images, out, progress), out, resume, "distillation", student_train)
 
 
 def check_student_sampler(loaded: LoadedModel, sampler: SamplerConfig) -> None:
-    """A distilled student samples only with the DDIM steps it was distilled for (one line if not)."""
+    """A distilled student samples only as it was distilled to (one line if not): a progressive
+    student with the DDIM steps of its last round, a consistency student with consistency sampling."""
     record = loaded.meta.get("distillation")
     if not record:
+        return
+    if record["method"] == "consistency":
+        if sampler.sampler != "consistency":
+            raise UserError(
+                "this student is a consistency model; sample it with --sampler consistency "
+                "(--steps 1, 2, 4, … network evaluations)"
+            )
         return
     n = record["student_steps"]
     ok = sampler.sampler == "ddim" and (sampler.steps or loaded.schedule.num_timesteps) == n

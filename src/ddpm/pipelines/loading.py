@@ -203,7 +203,7 @@ def export_diffusers(
     c = loaded.config
     if c.diffusion.preconditioning != "none" or c.diffusion.learned_variance:
         raise UserError(
-            "an EDM-preconditioned or learned-variance model has no DDPMPipeline form here; "
+            "a preconditioned (EDM, consistency) or learned-variance model has no DDPMPipeline form here; "
             "export it with --format ddpm"
         )
     return write_diffusers_folder(out, loaded.model, c.diffusion, c.sample, DTYPES[dtype])

@@ -8,7 +8,7 @@ from ddpm.process.parameterization import PREDICTION_TYPES
 from ddpm.schedules import ScheduleConfig
 from ddpm.validation import InvalidValue, require_choice, require_number
 
-PRECONDITIONINGS = ("none", "edm")
+PRECONDITIONINGS = ("none", "edm", "consistency")
 
 
 @dataclass
@@ -24,7 +24,8 @@ class DiffusionConfig(ScheduleConfig):
         default="none",
         metadata={
             "help": "none: the network's output is the prediction; edm: the network F sits inside "
-            "D = c_skip x + c_out F(c_in x; c_noise) (Karras et al. 2022), which predicts x0"
+            "D = c_skip x + c_out F(c_in x; c_noise) (Karras et al. 2022), which predicts x0; "
+            "consistency: a consistency model f = c_skip x + (1 − c_skip) D_v (distilled students)"
         },
     )
     sigma_data: float = field(
@@ -58,7 +59,7 @@ class DiffusionConfig(ScheduleConfig):
             )
         if self.preconditioning == "edm" and self.zero_terminal_snr:
             raise InvalidValue(
-                "zero_terminal_snr", "cannot be used with preconditioning = edm (σ_max must be finite)", True
+                "zero_terminal_snr", "cannot be used with a preconditioning (σ_max must be finite)", True
             )
         if self.zero_terminal_snr and self.prediction_type == "eps":
             raise InvalidValue(

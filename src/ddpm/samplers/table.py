@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ddpm.samplers.ancestral import ddpm_sample
+from ddpm.samplers.consistency import consistency_sample
 from ddpm.samplers.ddim import ddim_sample
 from ddpm.samplers.dpm_solver import dpm_solver_multistep, dpm_solver_singlestep
 from ddpm.samplers.karras import euler_ancestral_sample, euler_sample, heun_sample
@@ -135,5 +136,11 @@ SAMPLER_TABLE: dict[str, SamplerEntry] = {
         "Heun's second-order method over Karras σ's (2 evaluations per step)",
         default_spacing="karras",
         evaluations=2,
+    ),
+    "consistency": SamplerEntry(
+        consistency_sample,
+        "multistep consistency sampling (Song et al. 2023): x̂_0 at each level, fresh noise between",
+        stochastic=True,
+        generator=True,
     ),
 }

@@ -12,7 +12,7 @@ truncated-SNR-weighted x_0 error; each round anneals the learning rate linearly 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -30,9 +30,10 @@ from ddpm.training.batches import batch_indices
 from ddpm.training.config import TrainConfig
 from ddpm.training.examples import PixelExamples
 from ddpm.training.step_loop import StepLoop, check_finite
-from ddpm.validation import InvalidValue, require_choice, require_positive_int
+from ddpm.validation import InvalidValue, require_choice, require_int, require_number, require_positive_int
 
-DISTILL_METHODS = ("progressive",)
+DISTILL_METHODS = ("progressive", "consistency")
+CONSISTENCY_LOSSES = ("pseudo-huber", "l2")
 
 
 def _power_of_two(key: str, value: int) -> None:
@@ -43,14 +44,30 @@ def _power_of_two(key: str, value: int) -> None:
 
 @dataclass
 class DistillConfig:
-    """How to distil: the method, the student's step counts and the optimiser steps per halving."""
+    """How to distil: the method and its settings (progressive: step counts and optimiser steps per
+    halving; consistency: the teacher's ODE levels, the target network's EMA and the distance)."""
 
-    method: str = field(default="progressive", metadata={"help": "progressive (Salimans & Ho 2022)"})
-    start_steps: int = field(
-        default=32, metadata={"help": "student sampling steps in the first round (the teacher takes twice)"}
+    method: str = field(
+        default="progressive",
+        metadata={"help": "progressive (Salimans & Ho 2022) or consistency (Song et al. 2023, CD)"},
     )
-    final_steps: int = field(default=1, metadata={"help": "student sampling steps after the last round"})
-    round_steps: int = field(default=500, metadata={"help": "optimiser steps per halving round"})
+    start_steps: int = field(
+        default=32,
+        metadata={"help": "progressive: student steps in the first round (the teacher takes twice)"},
+    )
+    final_steps: int = field(default=1, metadata={"help": "progressive: student steps after the last round"})
+    round_steps: int = field(
+        default=500, metadata={"help": "optimiser steps per halving (progressive) or in all (consistency)"}
+    )
+    levels: int = field(default=18, metadata={"help": "consistency: Karras σ levels N of the teacher's ODE"})
+    sigma_max: float = field(default=80.0, metadata={"help": "consistency: the highest level (EDM's 80)"})
+    target_ema: float = field(
+        default=0.95, metadata={"help": "consistency: EMA decay μ of the target network"}
+    )
+    loss: str = field(default="pseudo-huber", metadata={"help": "consistency: pseudo-huber (iCT) or l2"})
+    sample_steps: int = field(
+        default=1, metadata={"help": "consistency: the student's default sampling steps"}
+    )
 
     def __post_init__(self) -> None:
         require_choice("method", self.method, DISTILL_METHODS)
@@ -61,14 +78,19 @@ class DistillConfig:
             raise InvalidValue(
                 "final_steps", f"must be at most start_steps ({self.start_steps})", self.final_steps
             )
+        require_int("levels", self.levels, 2)
+        require_number("sigma_max", self.sigma_max, 0, low_open=True)
+        require_number("target_ema", self.target_ema, 0, 1, high_open=True)
+        require_choice("loss", self.loss, CONSISTENCY_LOSSES)
+        require_positive_int("sample_steps", self.sample_steps)
 
     @property
     def rounds(self) -> int:
-        """Halvings from start_steps to final_steps, plus the first round (start_steps from 2×)."""
-        return (self.start_steps // self.final_steps).bit_length()
+        """Progressive: halvings from start_steps to final_steps, plus the first round (1 for consistency)."""
+        return (self.start_steps // self.final_steps).bit_length() if self.method == "progressive" else 1
 
     def student_steps(self, round_index: int) -> int:
-        return self.start_steps >> round_index
+        return self.start_steps >> round_index if self.method == "progressive" else self.sample_steps
 
     @property
     def total_steps(self) -> int:
@@ -244,13 +266,43 @@ def check_teacher(teacher: nn.Module, prediction_type: str) -> None:
         )
 
 
+def _like(name: str, default):
+    """A field with TrainConfig's help text for ``name`` and its own default."""
+    help_text = next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name)
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class DistillTraining:
+    """The optimiser and bookkeeping settings of a distillation run (``[train]`` of ``ddpm distill``)."""
+
+    lr: float = _like("lr", 1e-4)
+    batch_size: int = _like("batch_size", 32)
+    grad_clip: float = _like("grad_clip", 1.0)
+    ema_decay: float = field(
+        default=0.999, metadata={"help": "consistency: decay of the (warm-up) EMA the student samples with"}
+    )
+    seed: int = _like("seed", 0)
+    num_threads: int = _like("num_threads", 0)
+    log_every: int = _like("log_every", 25)
+    sample_every: int = _like("sample_every", 250)
+    sample_num: int = _like("sample_num", 16)
+    checkpoint_every: int = _like("checkpoint_every", 250)
+    keep_checkpoints: int = _like("keep_checkpoints", 3)
+    time_limit_minutes: float = _like("time_limit_minutes", 0.0)
+    tensorboard: bool = _like("tensorboard", False)
+
+    def __post_init__(self) -> None:
+        self.train_config(1)  # every check of TrainConfig, on these values
+
+    def train_config(self, steps: int) -> TrainConfig:
+        """The :class:`TrainConfig` the loop runs on: these settings, ``steps`` steps, no warm-up."""
+        return TrainConfig(steps=steps, warmup_steps=0, precision="fp32", **asdict(self))
+
+
 @dataclass
 class DistillSettings:
-    """The sections ``ddpm distill`` reads: ``[distill]`` and the optimiser/bookkeeping ``[train]``."""
+    """The sections ``ddpm distill`` reads: ``[distill]`` and ``[train]``."""
 
     distill: DistillConfig = field(default_factory=DistillConfig)
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            lr=1e-4, batch_size=32, warmup_steps=0, sample_every=250, checkpoint_every=250, log_every=25
-        )
-    )
+    train: DistillTraining = field(default_factory=DistillTraining)
