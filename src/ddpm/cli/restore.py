@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if family[task] != family[trained]:
         raise UserError(f"the model was trained for {trained}, not {task}")
     c = loaded.config.model
-    image = read_image(args.input, c.in_channels)
+    image = read_image(args.input, c.in_channels, convert=task == "colorize")
     mask = read_mask(args.mask, c.image_size) if args.mask else None
     if mask is not None and task not in MASKED:
         raise UserError(f"--mask is for inpainting and uncropping, not {task}")

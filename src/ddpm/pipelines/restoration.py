@@ -22,8 +22,9 @@ from ddpm.training.objective import regression_output
 MASKED = ("inpaint-center", "inpaint-boxes", "inpaint-strokes", "uncrop")
 
 
-def read_image(path: str | Path, channels: int) -> torch.Tensor:
-    """An image file as (1, C, H, W) in [−1, 1]; wrong channel counts are errors, not conversions."""
+def read_image(path: str | Path, channels: int, convert: bool = False) -> torch.Tensor:
+    """An image file as (1, C, H, W) in [−1, 1]; wrong channel counts are errors, not conversions,
+    unless ``convert`` (colourisation takes a grey image or a colour one, whose colours it drops)."""
     try:
         with Image.open(path) as im:
             mode = im.mode
@@ -34,7 +35,7 @@ def read_image(path: str | Path, channels: int) -> torch.Tensor:
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"cannot read image {path}: {err}") from None
     have = 1 if mode in ("L", "1", "I", "I;16") else 3 if mode in ("RGB", "RGBA", "P", "CMYK") else None
-    if have != channels:
+    if have != channels and not (convert and have is not None):
         want = "greyscale" if channels == 1 else "RGB"
         raise UserError(f"{path} is a {mode} image but the model restores {want} ({channels}-channel) images")
     return image_tensor(image, channels)
