@@ -29,18 +29,17 @@ def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
-class EDMPreconditioned(nn.Module):
-    """D(x; σ) = c_skip(σ) x + c_out(σ) F(c_in(σ) x; c_noise(σ)) around ``net``, answering as an x_0
-    prediction at the timesteps of ``schedule``. Its weights are ``net``'s, under ``net.``."""
+class NetworkWrapper(nn.Module):
+    """A parameterisation around a raw network ``net`` on ``schedule``'s noise levels: its weights
+    are ``net``'s (under ``net.``) and every other attribute (config, blocks, class table) is too."""
 
     def __init__(self, net: nn.Module, schedule: NoiseSchedule, sigma_data: float):
         super().__init__()
         if not torch.isfinite(schedule.sigmas[-1]):
-            raise ValueError("EDM preconditioning needs a finite σ_max (no zero-terminal-SNR schedule)")
+            raise ValueError(f"{type(self).__name__} needs a finite σ_max (no zero-terminal-SNR schedule)")
         self.net, self.schedule, self.sigma_data = net, schedule, float(sigma_data)
 
     def __getattr__(self, name: str):
-        """Everything else (config, blocks, class table) is the raw network's."""
         try:
             return super().__getattr__(name)
         except AttributeError:
@@ -55,6 +54,11 @@ class EDMPreconditioned(nn.Module):
     @gradient_checkpointing.setter
     def gradient_checkpointing(self, value: bool) -> None:
         self.net.gradient_checkpointing = value
+
+
+class EDMPreconditioned(NetworkWrapper):
+    """D(x; σ) = c_skip(σ) x + c_out(σ) F(c_in(σ) x; c_noise(σ)) around ``net``, answering as an x_0
+    prediction at the timesteps of ``schedule``."""
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, **conditioning) -> torch.Tensor:
         """D(x; σ) for x = x_0 + σ n (EDM eq. 7), one σ per image; coefficients in float64."""
@@ -71,26 +75,15 @@ class EDMPreconditioned(nn.Module):
         return self.denoise(xt / _per_image(alpha, xt), sigma, **conditioning)
 
 
-class ConsistencyFunction(nn.Module):
+class ConsistencyFunction(NetworkWrapper):
     """f(x; σ) = c_skip(σ) x + (1 − c_skip(σ)) D(x; σ) (:func:`~ddpm.process.consistency.consistency_skip`,
     σ_min the schedule's first level) around a v-predicting ``net``: D = α x_t − σ_vp v(x_t, t).
     It answers as an x_0 prediction at the schedule's (fractional) timesteps, f(x_t/α; σ(t)), and
     f(x, σ_min) = x exactly — the boundary condition of a consistency model (Song et al. 2023)."""
 
     def __init__(self, net: nn.Module, schedule: NoiseSchedule, sigma_data: float):
-        super().__init__()
-        if not torch.isfinite(schedule.sigmas[-1]):
-            raise ValueError("a consistency model needs a finite σ_max (no zero-terminal-SNR schedule)")
-        self.net, self.schedule, self.sigma_data = net, schedule, float(sigma_data)
+        super().__init__(net, schedule, sigma_data)
         self.sigma_min = float(schedule.sigmas[0])
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name == "net":
-                raise
-            return getattr(self.net, name)
 
     def forward(self, xt: torch.Tensor, t: torch.Tensor, **conditioning) -> torch.Tensor:
         t = torch.as_tensor(t).reshape(-1).expand(xt.shape[0])

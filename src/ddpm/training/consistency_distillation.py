@@ -24,11 +24,9 @@ from ddpm.process import split_prediction
 from ddpm.samplers import SamplerConfig, sample
 from ddpm.samplers.grid import karras_sigmas
 from ddpm.schedules import sigma_to_timestep
-from ddpm.training.batches import batch_indices
-from ddpm.training.distillation import DistillationRun
+from ddpm.training.distillation import DistillationLoop, DistillationRun
 from ddpm.training.ema import EMA
-from ddpm.training.examples import PixelExamples
-from ddpm.training.step_loop import StepLoop, check_finite
+from ddpm.training.step_loop import check_finite
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -38,28 +36,17 @@ def pseudo_huber(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ((a - b).flatten(1).pow(2).sum(1) + c**2).sqrt() - c
 
 
-class ConsistencyDistillation(StepLoop):
-    """Algorithm 2 over :class:`StepLoop`'s run folder, checkpoints, resume and time limit."""
-
-    model_type = "diffusion"
-    description = "distill"
+class ConsistencyDistillation(DistillationLoop):
+    """Algorithm 2."""
 
     def __init__(self, run: DistillationRun, images: torch.Tensor, out: Path, progress: bool):
-        super().__init__(run.train, run.full_config, run.config_defaults, out, progress)
-        self.run, self.dc = run, run.distill
-        self.examples = PixelExamples(images)
-        self.student = run.student
-        self.opt = torch.optim.AdamW(self.student.parameters(), lr=run.train.lr, weight_decay=0.0)
+        super().__init__(run, images, out, progress)
         self.target_net = copy.deepcopy(self.student).eval().requires_grad_(False)
         self.ema = EMA(self.student, run.train.ema_decay, run.train.ema, run.train.ema_sigma_rel)
         schedule = run.schedule
         top = min(self.dc.sigma_max, float(schedule.sigmas[-1]))
         self.sigmas = karras_sigmas(float(schedule.sigmas[0]), top, self.dc.levels).flip(0)  # increasing
         self.timesteps = sigma_to_timestep(self.sigmas, schedule)
-        self.preview_noise = torch.randn(
-            (run.train.sample_num, *images.shape[1:]),
-            generator=torch.Generator().manual_seed(run.train.seed + 1),
-        )
 
     def groups(self):
         return {
@@ -113,8 +100,7 @@ class ConsistencyDistillation(StepLoop):
 
     def train_step(self) -> dict[str, float]:
         lr = self.set_learning_rates()
-        idx = batch_indices(len(self.examples), self.tc.batch_size, self.step, self.tc.seed)
-        x0 = self.examples.batch(idx, self.gen)
+        x0 = self.batch()
         n1 = torch.randint(1, self.dc.levels, (len(x0),), generator=self.gen)
         z = torch.randn(x0.shape, generator=self.gen)
         sigma1, _, _ = self._level(n1, x0)

@@ -124,8 +124,9 @@ def _vp(schedule: NoiseSchedule, t: torch.Tensor, like: torch.Tensor):
     return alpha, sigma
 
 
-class ProgressiveDistillation(StepLoop):
-    """Rounds of Alg. 2 over :class:`StepLoop`'s run folder, checkpoints, resume and time limit."""
+class DistillationLoop(StepLoop):
+    """What every distillation method shares over :class:`StepLoop`'s run folder, checkpoints,
+    resume and time limit: the images, the student and its AdamW, the preview grid's noise."""
 
     model_type = "diffusion"
     description = "distill"
@@ -136,12 +137,24 @@ class ProgressiveDistillation(StepLoop):
         self.examples = PixelExamples(images)
         self.student = run.student
         self.opt = torch.optim.AdamW(self.student.parameters(), lr=run.train.lr, weight_decay=0.0)
-        self.previous: nn.Module | None = None  # the teacher of rounds after the first
-        self.round = 0
         self.preview_noise = torch.randn(
             (run.train.sample_num, *images.shape[1:]),
             generator=torch.Generator().manual_seed(run.train.seed + 1),
         )
+
+    def batch(self) -> torch.Tensor:
+        """This step's clean images (the batch order is a function of seed and step)."""
+        idx = batch_indices(len(self.examples), self.tc.batch_size, self.step, self.tc.seed)
+        return self.examples.batch(idx, self.gen)
+
+
+class ProgressiveDistillation(DistillationLoop):
+    """Rounds of Alg. 2."""
+
+    def __init__(self, run: DistillationRun, images: torch.Tensor, out: Path, progress: bool):
+        super().__init__(run, images, out, progress)
+        self.previous: nn.Module | None = None  # the teacher of rounds after the first
+        self.round = 0
 
     # -- rounds ------------------------------------------------------------------------------------
     def round_of(self, step: int) -> int:
@@ -220,8 +233,7 @@ class ProgressiveDistillation(StepLoop):
         self.enter_round(self.step)
         within = self.step - self.round * self.dc.round_steps
         lr = self.set_learning_rates(self.tc.lr * (1 - within / self.dc.round_steps))
-        idx = batch_indices(len(self.examples), self.tc.batch_size, self.step, self.tc.seed)
-        x0 = self.examples.batch(idx, self.gen)
+        x0 = self.batch()
         n = self.dc.student_steps(self.round)
         i = torch.randint(0, n, (len(x0),), generator=self.gen)
         eps = torch.randn(x0.shape, generator=self.gen)
