@@ -361,10 +361,11 @@ def test_eval_of_a_diffusers_folder_compares_with_the_data_it_is_given(tmp_path,
     assert 0 < bits < 100
 
 
-def test_the_shipped_garment_model_is_a_diffusers_model(tmp_path):
-    ours = load_model("fashion-mnist", device="cpu", channels_last=False)
+@pytest.mark.parametrize("name", ["fashion-mnist", "fashion-mnist-class"])
+def test_the_shipped_pixel_models_are_diffusers_models(tmp_path, name):
+    ours = load_model(name, device="cpu", channels_last=False)
     assert ours.config.model.mid_block_order == "resnet-attention-resnet"
-    theirs = UNet2DModel.from_pretrained(export_diffusers("fashion-mnist", tmp_path / "fm") / "unet").eval()
-    x, t, _ = _inputs(ours.config.model)
+    theirs = UNet2DModel.from_pretrained(export_diffusers(name, tmp_path / "hf") / "unet").eval()
+    x, t, labels = _inputs(ours.config.model)
     with torch.no_grad():
-        assert torch.allclose(theirs(x, t).sample, ours.model(x, t), atol=1e-5, rtol=0)
+        assert torch.allclose(theirs(x, t, **labels).sample, ours.model(x, t, **labels), atol=1e-5, rtol=0)

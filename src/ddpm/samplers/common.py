@@ -22,6 +22,8 @@ StepCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 def split_output(out: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(prediction, v): a network with a learned variance returns 2C channels for C-channel x, the
     prediction first and then v (Nichol & Dhariwal 2021); any other returns (out, None)."""
+    if out.ndim < 2 or x.ndim < 2:
+        return out, None
     channels = x.shape[1]
     if out.shape[1] == 2 * channels:
         return out[:, :channels], out[:, channels:]
