@@ -35,6 +35,7 @@ from common import RESULTS, DomainProbe, write_results
 from image_to_image import step_seconds
 
 from ddpm.checkpoints import read_meta
+from ddpm.configuration import merge
 from ddpm.data import load_fashion_mnist
 from ddpm.imaging import to_uint8
 from ddpm.pipelines import load_model
@@ -70,13 +71,6 @@ OUR_SAMPLERS = {  # about 35 network evaluations each
 }
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = {**a}
-    for key, value in b.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
-
-
 def train_ours(arm: str, out: Path, minutes: float, every: float, threads: int) -> dict:
     overrides = OUR_ARMS[arm]
     config = load_experiment_config("fashion-mnist-demo", overrides)
@@ -92,7 +86,7 @@ def train_ours(arm: str, out: Path, minutes: float, every: float, threads: int) 
         "num_threads": threads,
         "precision": "fp32",
     }
-    config = load_experiment_config("fashion-mnist-demo", _merge(overrides, {"train": train}))
+    config = load_experiment_config("fashion-mnist-demo", merge(overrides, {"train": train}))
     result = run_training(config, out, progress=False)
     record = {"arm": arm, "overrides": overrides, "planned_steps": steps, "seconds_per_step": per_step}
     record.update(steps=result.step, elapsed_seconds=result.elapsed_seconds)

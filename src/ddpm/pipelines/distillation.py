@@ -12,7 +12,7 @@ from ddpm.data import load_dataset
 from ddpm.errors import UserError
 from ddpm.models.preconditioning import diffusion_network
 from ddpm.pipelines.autoencoders import weights_digest
-from ddpm.pipelines.loading import LoadedModel, load_model, resolve_checkpoint
+from ddpm.pipelines.loading import LoadedModel, load_model
 from ddpm.samplers import SamplerConfig
 from ddpm.training.consistency_distillation import ConsistencyDistillation
 from ddpm.training.distillation import (
@@ -105,7 +105,3 @@ def check_student_sampler(loaded: LoadedModel, sampler: SamplerConfig) -> None:
             f"this student was distilled for {n} deterministic DDIM step(s) on the trailing grid; "
             f"sample it with --sampler ddim --steps {n} --spacing trailing --eta 0 (the default)"
         )
-
-
-def is_student(path: str | Path) -> bool:
-    return "distillation" in read_meta(resolve_checkpoint(path))
