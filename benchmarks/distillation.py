@@ -106,11 +106,11 @@ def cmd_train_gan(args) -> None:
     subprocess.run(cmd, check=True)
 
 
-def arms(teacher: str) -> list[dict]:
+def arms(teacher: str, solvers: tuple[str, ...] = ("ddim", "dpm++2m"), nfes=TEACHER_NFE) -> list[dict]:
     """Every (name, model path, sampler, NFE) to score; students and the GAN where they exist."""
     out = []
-    for name in ("ddim", "dpm++2m"):
-        for nfe in TEACHER_NFE:
+    for name in solvers:
+        for nfe in nfes:
             out.append({"name": f"teacher {name}", "path": teacher, "sampler": name, "nfe": nfe})
     out.append({"name": "teacher (stored sampler)", "path": teacher, "sampler": "", "nfe": 50})
     progressive = RUNS / "progressive" / "checkpoints"
@@ -150,7 +150,8 @@ def _key(arm: dict) -> str:
 def cmd_evaluate(args) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     judge = Judge("fashion-mnist", args.num)
-    for arm in arms(args.teacher):
+    nfes = tuple(int(n) for n in args.teacher_nfe.split(","))
+    for arm in arms(args.teacher, tuple(args.teacher_solvers.split(",")), nfes):
         path = OUT / f"{_key(arm)}.json"
         if path.is_file() and not args.again:
             continue
@@ -241,6 +242,10 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num", type=int, default=1000)
+    p.add_argument("--teacher-solvers", default="ddim,dpm++2m", help="evaluate: the teacher's solvers")
+    p.add_argument(
+        "--teacher-nfe", default=",".join(map(str, TEACHER_NFE)), help="evaluate: the teacher's step counts"
+    )
     p.add_argument("--batch", type=int, default=100, help="speed: images per timed batch")
     p.add_argument("--again", action="store_true", help="evaluate: re-score arms already scored")
     p.add_argument("--note", default="", help="speed: what else was running")

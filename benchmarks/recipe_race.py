@@ -15,8 +15,8 @@ time. Peer arms run in ``.venv-peers`` (``benchmarks/peers/setup.sh``) and save 
 at the marks (training clock paused while sampling). Every arm is scored on ``--num`` samples by
 domain FD (and Inception FID with ``--fid``, at the last mark) against test images, next to the
 same statistic between train and test images (the floor); each arm is sampled by its own best
-sampler at about 35 network evaluations (ours: the best of three solvers at the last mark, then
-that one at every mark). Writes results/recipe_race.{json,md,png}.
+sampler at about 35 network evaluations (ours: the best of three solvers at the last mark, judged on
+``--trial-num`` samples, then that one at every mark). Writes results/recipe_race.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class Scorer:
         return row
 
 
-def evaluate_arm(arm: str, run: Path, marks: list[float], scorer: Scorer, num: int) -> dict:
+def evaluate_arm(arm: str, run: Path, marks: list[float], scorer: Scorer, num: int, trial_num: int) -> dict:
     info = json.loads((run / "arm.json").read_text())
     points = []
     if arm in PEER_ARMS:
@@ -162,8 +162,8 @@ def evaluate_arm(arm: str, run: Path, marks: list[float], scorer: Scorer, num: i
         return {"arm": arm, "recipe": info, "points": points}
     last, state = checkpoint_at(run, marks[-1])
     trials = {}
-    for name, sampler in OUR_SAMPLERS.items():
-        images, _ = our_samples(last, sampler, num)
+    for name, sampler in OUR_SAMPLERS.items():  # the choice on fewer samples, the score on ``num``
+        images, _ = our_samples(last, sampler, trial_num)
         trials[name] = scorer(images, False)["domain_fd"]
     best = min(trials, key=trials.get)
     for mark in marks:
@@ -178,7 +178,7 @@ def evaluate_arm(arm: str, run: Path, marks: list[float], scorer: Scorer, num: i
             sampling_seconds=seconds,
         )
         points.append(row)
-    return {"arm": arm, "recipe": info, "sampler_trials": trials, "points": points}
+    return {"arm": arm, "recipe": info, "sampler_trials": trials, "trial_num": trial_num, "points": points}
 
 
 def report() -> None:
@@ -231,6 +231,7 @@ def main() -> None:
     p.add_argument("--runs", default=str(ROOT / "runs" / "recipe-race"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num", type=int, default=500, help="samples (and reference images) per score")
+    p.add_argument("--trial-num", type=int, default=200, help="samples per solver when choosing one")
     p.add_argument("--fid", action="store_true", help="also Inception FID at the last mark")
     p.add_argument("--note", default="", help="what else was running (goes into the result)")
     args = p.parse_args()
@@ -264,11 +265,11 @@ def main() -> None:
     folder = RESULTS / "recipe_race"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{args.minutes:g}min.json"
-    done = json.loads(path.read_text()) if path.exists() else {"arms": []}
-    rows = [a for a in done["arms"] if a["arm"] not in arms]
     for arm in arms:
-        rows.append(evaluate_arm(arm, runs / arm, marks, scorer, args.num))
-        print(json.dumps(rows[-1]["points"][-1]), flush=True)
+        row = evaluate_arm(arm, runs / arm, marks, scorer, args.num, args.trial_num)
+        print(json.dumps(row["points"][-1]), flush=True)
+        # re-read before writing, so evaluators of different arms can run side by side
+        done = json.loads(path.read_text()) if path.exists() else {"arms": []}
         result = {
             "budget_minutes": args.minutes,
             "marks": marks,
@@ -278,7 +279,7 @@ def main() -> None:
             "note": args.note,
             "torch": torch.__version__,
             "python": sys.version.split()[0],
-            "arms": rows,
+            "arms": [a for a in done["arms"] if a["arm"] != arm] + [row],
         }
         path.write_text(json.dumps(result, indent=2) + "\n")
     return None

@@ -17,6 +17,7 @@ from ddpm.errors import UserError
 from ddpm.models import UNet, UNetConfig
 from ddpm.models.denoiser import model_denoiser
 from ddpm.models.embeddings import sinusoidal_embedding
+from ddpm.models.preconditioning import diffusion_network
 from ddpm.pipelines import export_diffusers, generate, load_model
 from ddpm.pipelines.experiment import load_experiment_config
 from ddpm.samplers import SamplerConfig, TrajectoryRecorder, ddpm_sample
@@ -129,6 +130,79 @@ def test_ddpm_pipeline_samples_what_our_ancestral_sampler_samples(tmp_path):
     assert len(ours) == len(theirs)
     for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         assert torch.allclose(a, b, atol=1e-5, rtol=0), f"step {step}: {(a - b).abs().max():.2e}"
+
+
+def _learned_variance_checkpoint(tmp_path) -> tuple:
+    """A random learned-variance model (T = 50), its v output kept near [0, 1] as a trained one's."""
+    config = load_experiment_config("digits-tiny")
+    config.model = UNetConfig(**OUR_CONFIGS["attention-16"])
+    config.diffusion = replace(config.diffusion, num_timesteps=50, learned_variance=True)
+    config.data = replace(config.data, image_size=config.model.image_size)
+    config.sample = replace(config.sample, variance="learned")
+    model = _randomise(diffusion_network(config.model, config.diffusion))
+    with torch.no_grad():
+        model.out_conv.weight[1:] *= 0.1
+        model.out_conv.bias[1:] = 0.5
+    path = write_checkpoint(tmp_path / "ours", {"ema": model.state_dict()}, {"config": to_dict(config)})
+    return path, model
+
+
+def test_a_learned_variance_model_samples_in_ddpm_pipeline_as_in_ours(tmp_path):
+    path, _ = _learned_variance_checkpoint(tmp_path)
+    loaded = load_model(path, device="cpu", channels_last=False)
+    pipe = DDPMPipeline.from_pretrained(export_diffusers(path, tmp_path / "exported"))
+    scheduler = pipe.scheduler
+    assert scheduler.config.variance_type == "learned_range"
+    assert pipe.unet.config.out_channels == 2
+    # the full chain, and a respaced one (β and β̃ of the jumps, whose float32 coefficients the two
+    # compute in different orders: 2e-5 apart at the last step)
+    for steps, tolerance in ((50, 1e-5), (10, 5e-5)):
+        scheduler.set_timesteps(steps)
+        x_T = torch.randn((2, 1, 16, 16), generator=torch.Generator().manual_seed(3))
+        x, theirs, g = x_T.clone(), [], torch.Generator().manual_seed(4)
+        for t in scheduler.timesteps:
+            with torch.no_grad():
+                out = pipe.unet(x, t).sample
+            x = scheduler.step(out, t, x, generator=g).prev_sample
+            theirs.append(x)
+        recorder = TrajectoryRecorder()
+        final = ddpm_sample(
+            model_denoiser(loaded.model),
+            x_T.clone(),
+            loaded.schedule,
+            generator=torch.Generator().manual_seed(4),
+            prediction_type=loaded.prediction_type,
+            variance="learned",
+            clip_x0=loaded.config.sample.clip_x0,
+            timesteps=scheduler.timesteps.flip(0),
+            callback=recorder,
+        )
+        ours = [*recorder.xt[1:], final]
+        assert len(ours) == len(theirs) == steps
+        for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            assert torch.allclose(a, b, atol=tolerance, rtol=0), (
+                f"{steps} steps, step {step}: {(a - b).abs().max():.2e}"
+            )
+
+
+def test_a_diffusers_learned_range_folder_reads_as_a_learned_variance_model(tmp_path):
+    unet = _randomise(UNet2DModel(**{**THEIR_CONFIGS["defaults-small"], "out_channels": 2}), seed=5)
+    scheduler = DDPMScheduler(num_train_timesteps=100, variance_type="learned_range")
+    folder = tmp_path / "theirs"
+    DDPMPipeline(unet=unet, scheduler=scheduler).save_pretrained(folder, safe_serialization=True)
+    loaded = load_model(folder, device="cpu", channels_last=False)
+    assert loaded.config.diffusion.learned_variance and loaded.config.sample.variance == "learned"
+    assert loaded.config.model.out_channels == 0  # the prediction's channels; the network doubles them
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([3, 71])
+    with torch.no_grad():
+        raw, ours = unet(x, t).sample, loaded.model(x, t)
+    assert torch.allclose(ours[:, :1], raw[:, :1], atol=1e-5, rtol=0)  # the prediction as it is
+    assert torch.allclose(ours[:, 1:], (raw[:, 1:] + 1) / 2, atol=1e-5, rtol=0)  # v = (v_raw + 1)/2
+    # and back out: the exported weights are diffusers' own again
+    again = UNet2DModel.from_pretrained(export_diffusers(folder, tmp_path / "again") / "unet")
+    for name, tensor in unet.state_dict().items():
+        assert torch.allclose(again.state_dict()[name], tensor, atol=1e-6, rtol=0), name
 
 
 def test_the_pipeline_call_runs_on_the_exported_folder(tmp_path):
@@ -315,7 +389,8 @@ def test_mean_prediction_has_no_diffusers_form(tmp_path):
     "change, why",
     [
         ({"scheduler": {"trained_betas": [0.1] * 100}}, "trained_betas"),
-        ({"scheduler": {"variance_type": "learned_range"}}, "learned"),
+        ({"scheduler": {"variance_type": "learned"}}, "variance_type 'learned'"),
+        ({"scheduler": {"variance_type": "learned_range"}}, "out_channels = 2 × in_channels"),
         ({"scheduler": {"beta_schedule": "exp"}}, "beta_schedule"),
         ({"unet": {"resnet_time_scale_shift": "scale_shift"}}, "resnet_time_scale_shift"),
         ({"unet": {"_class_name": "UNet2DConditionModel"}}, "UNet2DConditionModel"),

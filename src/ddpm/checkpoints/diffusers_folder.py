@@ -15,6 +15,7 @@ the U-Net's weights under our names. Pickled weights (``.bin``) are refused: nev
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ from ddpm.checkpoints.diffusers_unet import (
 from ddpm.configuration import to_dict
 from ddpm.errors import UserError
 from ddpm.fileio import write_folder_atomic
-from ddpm.models.unet import UNet
+from ddpm.models.unet import UNet, UNetConfig
 from ddpm.process import DiffusionConfig
 from ddpm.samplers import SamplerConfig
 from ddpm.samplers.config import DEFAULT_SPACING
@@ -45,6 +46,8 @@ SCHEDULES = {
 }
 PREDICTIONS = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
 VARIANCES = {"beta": "fixed_large", "beta_tilde": "fixed_small"}
+LEARNED_RANGE = "learned_range"
+OUT_CONV = "conv_out"  # diffusers' name of the U-Net's last convolution
 # the sampler a diffusers scheduler class corresponds to (others: our default, ancestral)
 SCHEDULER_SAMPLERS = {
     "DDPMScheduler": "ancestral",
@@ -107,7 +110,7 @@ def scheduler_config(diffusion: DiffusionConfig, sample: SamplerConfig) -> dict:
         "trained_betas": None,
         "rescale_betas_zero_snr": diffusion.zero_terminal_snr,
         "prediction_type": PREDICTIONS[diffusion.prediction_type],
-        "variance_type": VARIANCES[sample.variance],
+        "variance_type": LEARNED_RANGE if diffusion.learned_variance else VARIANCES[sample.variance],
         "clip_sample": sample.clip_x0,
         "clip_sample_range": 1.0,
         "thresholding": sample.dynamic_threshold > 0,
@@ -132,10 +135,11 @@ def diffusion_from_scheduler(config: dict) -> tuple[DiffusionConfig, dict]:
     if prediction is None:
         raise UserError(f"prediction_type {config['prediction_type']!r} is not supported")
     variance = config.get("variance_type", "fixed_small")
-    if variance not in VARIANCES.values():
+    learned = variance == LEARNED_RANGE
+    if variance not in VARIANCES.values() and not learned:
         raise UserError(
-            f"variance_type {variance!r} (a learned variance) is not supported; ddpm reads "
-            "fixed_small and fixed_large"
+            f"variance_type {variance!r} is not supported; ddpm reads fixed_small, fixed_large and "
+            f"{LEARNED_RANGE} (Nichol & Dhariwal's interpolation)"
         )
     if config.get("clip_sample_range", 1.0) != 1.0:
         raise UserError("clip_sample_range other than 1 is not supported (ddpm clips x̂₀ to [-1, 1])")
@@ -146,11 +150,12 @@ def diffusion_from_scheduler(config: dict) -> tuple[DiffusionConfig, dict]:
         beta_end=config.get("beta_end", 0.02),
         zero_terminal_snr=config.get("rescale_betas_zero_snr", False),
         prediction_type=prediction,
+        learned_variance=learned,
     )
     ratio = config.get("dynamic_thresholding_ratio", 0.995)
     sample = {
         "sampler": SCHEDULER_SAMPLERS.get(kind, "ancestral"),
-        "variance": {v: k for k, v in VARIANCES.items()}[variance],
+        "variance": "learned" if learned else {v: k for k, v in VARIANCES.items()}[variance],
         "clip_x0": config.get("clip_sample", True),
         "dynamic_threshold": ratio if config.get("thresholding") else 0.0,
     }
@@ -159,11 +164,35 @@ def diffusion_from_scheduler(config: dict) -> tuple[DiffusionConfig, dict]:
     return diffusion, sample
 
 
+def learned_range_from_v(state: dict[str, torch.Tensor], channels: int) -> dict[str, torch.Tensor]:
+    """The last convolution rewritten so its variance channels give diffusers' v_raw = 2v − 1 where
+    ours give v in log σ² = v log β + (1 − v) log β̃ (diffusers' ``learned_range`` interpolates with
+    (v_raw + 1)/2): an exact linear map of the weights, channels after the first ``channels``."""
+    out = dict(state)
+    weight, bias = state[f"{OUT_CONV}.weight"].clone(), state[f"{OUT_CONV}.bias"].clone()
+    weight[channels:] *= 2
+    bias[channels:] = 2 * bias[channels:] - 1
+    out[f"{OUT_CONV}.weight"], out[f"{OUT_CONV}.bias"] = weight, bias
+    return out
+
+
+def v_from_learned_range(state: dict[str, torch.Tensor], channels: int) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`learned_range_from_v`: v = (v_raw + 1)/2 on the variance channels."""
+    out = dict(state)
+    weight, bias = state[f"{OUT_CONV}.weight"].clone(), state[f"{OUT_CONV}.bias"].clone()
+    weight[channels:] /= 2
+    bias[channels:] = (bias[channels:] + 1) / 2
+    out[f"{OUT_CONV}.weight"], out[f"{OUT_CONV}.bias"] = weight, bias
+    return out
+
+
 def write_diffusers_folder(
     out: str | Path, model: UNet, diffusion: DiffusionConfig, sample: SamplerConfig, dtype=torch.float32
 ) -> Path:
     """Write ``model`` and its diffusion as a ``DDPMPipeline`` folder, atomically."""
     unet_config, state = unet_to_diffusers(model)
+    if diffusion.learned_variance:
+        state = learned_range_from_v(state, model.config.in_channels)
     scheduler = scheduler_config(diffusion, sample)
     index = {
         "_class_name": "DDPMPipeline",
@@ -191,9 +220,9 @@ def diffusers_meta(path: str | Path) -> dict:
     if folder is None:
         raise UserError(f"{path} has no UNet2DModel (unet/config.json); ddpm reads UNet2DModel pipelines")
     unet = unet_config_from_diffusers(_read_json(folder / "config.json"))
-    scheduler_file = path / "scheduler" / "scheduler_config.json"
-    scheduler = _read_json(scheduler_file) if scheduler_file.is_file() else {}
+    scheduler = _scheduler(path)
     diffusion, sample = diffusion_from_scheduler(scheduler)
+    unet = _prediction_channels(unet, diffusion)
     return {
         "kind": "diffusers",
         "config": {
@@ -206,6 +235,24 @@ def diffusers_meta(path: str | Path) -> dict:
         "source": str(path),
         "state": {},
     }
+
+
+def _prediction_channels(unet: UNetConfig, diffusion: DiffusionConfig) -> UNetConfig:
+    """A learned-variance U-Net's configuration as ours stores it: the prediction's channels (the
+    network doubles them itself); refused when the output is not prediction + variance."""
+    if not diffusion.learned_variance:
+        return unet
+    if unet.output_channels != 2 * unet.in_channels:
+        raise UserError(
+            f"a {LEARNED_RANGE} scheduler needs a UNet2DModel with out_channels = 2 × in_channels "
+            f"(prediction, then variance); this one has {unet.output_channels}"
+        )
+    return replace(unet, out_channels=0)
+
+
+def _scheduler(path: Path) -> dict:
+    file = path / "scheduler" / "scheduler_config.json"
+    return _read_json(file) if file.is_file() else {}
 
 
 def diffusers_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -230,4 +277,6 @@ def diffusers_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise UserError(f"{file} is corrupt ({err}); use another copy") from None
     unet = unet_config_from_diffusers(config)
     state = {k: v.float() for k, v in state.items()}
+    if _scheduler(path).get("variance_type") == LEARNED_RANGE:
+        state = v_from_learned_range(state, unet.in_channels)
     return unet_state_from_diffusers(unet, state, null_row=config.get(NULL_LABEL_KEY) is not None)

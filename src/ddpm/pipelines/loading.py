@@ -201,10 +201,9 @@ def export_diffusers(
     if loaded.autoencoder is not None:
         raise UserError("latent models have no DDPMPipeline form; export them with --format ddpm")
     c = loaded.config
-    if c.diffusion.preconditioning != "none" or c.diffusion.learned_variance:
+    if c.diffusion.preconditioning != "none":
         raise UserError(
-            "a preconditioned (EDM, consistency) or learned-variance model has no DDPMPipeline form here; "
-            "export it with --format ddpm"
+            "a preconditioned (EDM, consistency) model has no DDPMPipeline form; export it with --format ddpm"
         )
     return write_diffusers_folder(out, loaded.model, c.diffusion, c.sample, DTYPES[dtype])
 
