@@ -436,7 +436,7 @@ def test_eval_of_a_diffusers_folder_compares_with_the_data_it_is_given(tmp_path,
     assert 0 < bits < 100
 
 
-@pytest.mark.parametrize("name", ["fashion-mnist", "fashion-mnist-class"])
+@pytest.mark.parametrize("name", ["fashion-mnist", "fashion-mnist-class", "faces"])
 def test_the_shipped_pixel_models_are_diffusers_models(tmp_path, name):
     ours = load_model(name, device="cpu", channels_last=False)
     assert ours.config.model.mid_block_order == "resnet-attention-resnet"
