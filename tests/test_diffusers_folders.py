@@ -93,21 +93,12 @@ def test_exported_unet_computes_what_ours_computes(tmp_path, name):
         assert torch.allclose(back.model(x, t, **labels), expected, atol=1e-6, rtol=0)
 
 
-def test_ddpm_pipeline_samples_what_our_ancestral_sampler_samples(tmp_path):
-    path, _ = _checkpoint(tmp_path, OUR_CONFIGS["attention-16"], schedule="cosine")
-    loaded = load_model(path, device="cpu", channels_last=False)
-    folder = export_diffusers(path, tmp_path / "exported")
-    pipe = DDPMPipeline.from_pretrained(folder)
+def _both_chains(pipe, loaded, steps: int, variance: str) -> tuple[list, list]:
+    """Every x_{t−1} of diffusers' loop (the DDPMPipeline loop, step by step) and of our ancestral
+    sampler on the same chain, from the same x_T and the same per-step noise stream."""
     scheduler = pipe.scheduler
-    assert scheduler.config.num_train_timesteps == 50
-    assert (
-        scheduler.config.variance_type
-        == {"beta": "fixed_large", "beta_tilde": "fixed_small"}[loaded.config.sample.variance]
-    )
-    scheduler.set_timesteps(50)
-    shape = (2, 1, 16, 16)
-    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(3))
-    # their loop, step by step (the DDPMPipeline loop), and ours: the same per-step noise stream
+    scheduler.set_timesteps(steps)
+    x_T = torch.randn((2, 1, 16, 16), generator=torch.Generator().manual_seed(3))
     x, theirs, g = x_T.clone(), [], torch.Generator().manual_seed(4)
     for t in scheduler.timesteps:
         with torch.no_grad():
@@ -115,19 +106,32 @@ def test_ddpm_pipeline_samples_what_our_ancestral_sampler_samples(tmp_path):
         x = scheduler.step(out, t, x, generator=g).prev_sample
         theirs.append(x)
     recorder = TrajectoryRecorder()
-    sample = loaded.config.sample
     final = ddpm_sample(
         model_denoiser(loaded.model),
         x_T.clone(),
         loaded.schedule,
         generator=torch.Generator().manual_seed(4),
         prediction_type=loaded.prediction_type,
-        variance=sample.variance,
-        clip_x0=sample.clip_x0,
+        variance=variance,
+        clip_x0=loaded.config.sample.clip_x0,
+        timesteps=None if steps == scheduler.config.num_train_timesteps else scheduler.timesteps.flip(0),
         callback=recorder,
     )
     ours = [*recorder.xt[1:], final]  # the recorder sees each x_t before its step
-    assert len(ours) == len(theirs)
+    assert len(ours) == len(theirs) == steps
+    return ours, theirs
+
+
+def test_ddpm_pipeline_samples_what_our_ancestral_sampler_samples(tmp_path):
+    path, _ = _checkpoint(tmp_path, OUR_CONFIGS["attention-16"], schedule="cosine")
+    loaded = load_model(path, device="cpu", channels_last=False)
+    pipe = DDPMPipeline.from_pretrained(export_diffusers(path, tmp_path / "exported"))
+    assert pipe.scheduler.config.num_train_timesteps == 50
+    variance = loaded.config.sample.variance
+    assert (
+        pipe.scheduler.config.variance_type == {"beta": "fixed_large", "beta_tilde": "fixed_small"}[variance]
+    )
+    ours, theirs = _both_chains(pipe, loaded, 50, variance)
     for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         assert torch.allclose(a, b, atol=1e-5, rtol=0), f"step {step}: {(a - b).abs().max():.2e}"
 
@@ -151,34 +155,12 @@ def test_a_learned_variance_model_samples_in_ddpm_pipeline_as_in_ours(tmp_path):
     path, _ = _learned_variance_checkpoint(tmp_path)
     loaded = load_model(path, device="cpu", channels_last=False)
     pipe = DDPMPipeline.from_pretrained(export_diffusers(path, tmp_path / "exported"))
-    scheduler = pipe.scheduler
-    assert scheduler.config.variance_type == "learned_range"
+    assert pipe.scheduler.config.variance_type == "learned_range"
     assert pipe.unet.config.out_channels == 2
     # the full chain, and a respaced one (β and β̃ of the jumps, whose float32 coefficients the two
     # compute in different orders: 2e-5 apart at the last step)
     for steps, tolerance in ((50, 1e-5), (10, 5e-5)):
-        scheduler.set_timesteps(steps)
-        x_T = torch.randn((2, 1, 16, 16), generator=torch.Generator().manual_seed(3))
-        x, theirs, g = x_T.clone(), [], torch.Generator().manual_seed(4)
-        for t in scheduler.timesteps:
-            with torch.no_grad():
-                out = pipe.unet(x, t).sample
-            x = scheduler.step(out, t, x, generator=g).prev_sample
-            theirs.append(x)
-        recorder = TrajectoryRecorder()
-        final = ddpm_sample(
-            model_denoiser(loaded.model),
-            x_T.clone(),
-            loaded.schedule,
-            generator=torch.Generator().manual_seed(4),
-            prediction_type=loaded.prediction_type,
-            variance="learned",
-            clip_x0=loaded.config.sample.clip_x0,
-            timesteps=scheduler.timesteps.flip(0),
-            callback=recorder,
-        )
-        ours = [*recorder.xt[1:], final]
-        assert len(ours) == len(theirs) == steps
+        ours, theirs = _both_chains(pipe, loaded, steps, "learned")
         for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             assert torch.allclose(a, b, atol=tolerance, rtol=0), (
                 f"{steps} steps, step {step}: {(a - b).abs().max():.2e}"
