@@ -154,7 +154,10 @@ def evaluate_arm(arm: str, run: Path, marks: list[float], scorer: Scorer, num: i
     info = json.loads((run / "arm.json").read_text())
     points = []
     if arm in PEER_ARMS:
-        for mark, snap in zip(marks, info["snapshots"], strict=True):
+        for snap in info["snapshots"]:
+            mark = snap["minutes"]
+            if mark not in marks:
+                continue
             images = torch.from_numpy(np.load(run / f"samples-{mark:g}min.npz")["images"][:num])
             row = {"minutes": mark, **scorer(images, mark == marks[-1])}
             row.update(steps=snap["steps"], images_seen=snap["images_seen"], sampler=snap["sampler"])
