@@ -109,10 +109,11 @@ def cmd_train_gan(args) -> None:
 def arms(teacher: str, solvers: tuple[str, ...] = ("ddim", "dpm++2m"), nfes=TEACHER_NFE) -> list[dict]:
     """Every (name, model path, sampler, NFE) to score; students and the GAN where they exist."""
     out = []
-    for name in solvers:
-        for nfe in nfes:
-            out.append({"name": f"teacher {name}", "path": teacher, "sampler": name, "nfe": nfe})
-    out.append({"name": "teacher (stored sampler)", "path": teacher, "sampler": "", "nfe": 50})
+    if solvers != ("none",):  # "none": the students and the GAN only
+        for name in solvers:
+            for nfe in nfes:
+                out.append({"name": f"teacher {name}", "path": teacher, "sampler": name, "nfe": nfe})
+        out.append({"name": "teacher (stored sampler)", "path": teacher, "sampler": "", "nfe": 50})
     progressive = RUNS / "progressive" / "checkpoints"
     for ckpt in sorted(progressive.glob("step-*")) if progressive.is_dir() else []:
         n = read_meta(ckpt)["distillation"]["student_steps"]
@@ -242,7 +243,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num", type=int, default=1000)
-    p.add_argument("--teacher-solvers", default="ddim,dpm++2m", help="evaluate: the teacher's solvers")
+    p.add_argument(
+        "--teacher-solvers", default="ddim,dpm++2m", help="evaluate: the teacher's solvers (none: skip it)"
+    )
     p.add_argument(
         "--teacher-nfe", default=",".join(map(str, TEACHER_NFE)), help="evaluate: the teacher's step counts"
     )
