@@ -164,26 +164,27 @@ def diffusion_from_scheduler(config: dict) -> tuple[DiffusionConfig, dict]:
     return diffusion, sample
 
 
+def _scaled_variance_rows(state: dict[str, torch.Tensor], channels: int, scale: float, shift: float) -> dict:
+    """``state`` with the last convolution's variance rows (after the first ``channels``) giving
+    scale · output + shift: an exact affine map of their weights and biases."""
+    out = dict(state)
+    weight, bias = state[f"{OUT_CONV}.weight"].clone(), state[f"{OUT_CONV}.bias"].clone()
+    weight[channels:] *= scale
+    bias[channels:] = scale * bias[channels:] + shift
+    out[f"{OUT_CONV}.weight"], out[f"{OUT_CONV}.bias"] = weight, bias
+    return out
+
+
 def learned_range_from_v(state: dict[str, torch.Tensor], channels: int) -> dict[str, torch.Tensor]:
     """The last convolution rewritten so its variance channels give diffusers' v_raw = 2v − 1 where
     ours give v in log σ² = v log β + (1 − v) log β̃ (diffusers' ``learned_range`` interpolates with
-    (v_raw + 1)/2): an exact linear map of the weights, channels after the first ``channels``."""
-    out = dict(state)
-    weight, bias = state[f"{OUT_CONV}.weight"].clone(), state[f"{OUT_CONV}.bias"].clone()
-    weight[channels:] *= 2
-    bias[channels:] = 2 * bias[channels:] - 1
-    out[f"{OUT_CONV}.weight"], out[f"{OUT_CONV}.bias"] = weight, bias
-    return out
+    (v_raw + 1)/2)."""
+    return _scaled_variance_rows(state, channels, 2.0, -1.0)
 
 
 def v_from_learned_range(state: dict[str, torch.Tensor], channels: int) -> dict[str, torch.Tensor]:
     """The inverse of :func:`learned_range_from_v`: v = (v_raw + 1)/2 on the variance channels."""
-    out = dict(state)
-    weight, bias = state[f"{OUT_CONV}.weight"].clone(), state[f"{OUT_CONV}.bias"].clone()
-    weight[channels:] /= 2
-    bias[channels:] = (bias[channels:] + 1) / 2
-    out[f"{OUT_CONV}.weight"], out[f"{OUT_CONV}.bias"] = weight, bias
-    return out
+    return _scaled_variance_rows(state, channels, 0.5, 0.5)
 
 
 def write_diffusers_folder(
