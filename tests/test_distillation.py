@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ddpm.checkpoints import read_tensors
+from ddpm.checkpoints import read_meta, read_tensors
 from ddpm.cli.main import main
 from ddpm.models import UNet
 from ddpm.process.config import DiffusionConfig
@@ -155,6 +155,7 @@ def test_a_student_learns_and_samples_only_with_its_own_steps(teacher, tmp_path,
     assert not (tmp_path / "b.png").exists()
     # the exported student keeps its record, and its rule
     assert main(["export", str(tmp_path / "s"), "--out", str(tmp_path / "e")]) == 0
+    assert read_meta(tmp_path / "e")["weights"] == "model"  # a student keeps no EMA: its own weights
     assert (
         main(["sample", str(tmp_path / "e"), "--num", "2", "--steps", "8", "--out", str(tmp_path / "c.png")])
         != 0

@@ -32,6 +32,7 @@ class LoadedModel:
     meta: dict
     path: Path
     autoencoder: LoadedAutoencoder | None = None
+    weights: str = "ema"  # which weights were loaded: "ema", or "model" (raw) where asked or alone
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -131,6 +132,7 @@ def load_model(
         meta=meta,
         path=path,
         autoencoder=coder,
+        weights=meta.get("weights", available[0]) if meta.get("kind") == "inference" else available[0],
     )
 
 
@@ -172,7 +174,7 @@ def export_checkpoint(
         },
         "class_names": list(loaded.class_names) if loaded.config.model.num_classes else [],
         "weights_dtype": dtype,
-        "weights": weights,
+        "weights": loaded.weights,
         "source": loaded.path.name,
     }
     for key in ("text_encoder", "distillation", "history"):
