@@ -59,6 +59,17 @@ OUR_ARMS: dict[str, dict] = {
     "v-snr+1": {"diffusion": {"prediction_type": "v"}},
     "learned-variance": {"diffusion": {"learned_variance": True}, "sample": {"variance": "learned"}},
 }
+# one choice at a time away from the leader at 10 minutes (ε + min-SNR-5); "demo" is its
+# uniform-weighting ablation and "v-min-snr" its prediction-target ablation
+LEADER = OUR_ARMS["eps-min-snr"]
+ABLATIONS: dict[str, dict] = {
+    "eps-min-snr-power-ema": merge(LEADER, {"train": {"ema": "power", "ema_sigma_rel": 0.1}}),
+    "eps-min-snr-log-normal": merge(LEADER, {"train": {"noise_levels": "log-normal"}}),
+    "eps-min-snr-batch64": merge(LEADER, {"train": {"batch_size": 64}}),
+    "eps-min-snr-lr3e-4": merge(LEADER, {"train": {"lr": 3e-4}}),
+    "eps-min-snr-width48": merge(LEADER, {"model": {"base_channels": 48}}),
+}
+OUR_ARMS.update(ABLATIONS)
 PEER_ARMS = {
     "kdiff-our-unet": "kdiffusion_arm.py",
     "kdiff-own": "kdiffusion_arm.py",
