@@ -152,7 +152,10 @@ def cmd_evaluate(args) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     judge = Judge("fashion-mnist", args.num)
     nfes = tuple(int(n) for n in args.teacher_nfe.split(","))
+    only = set(args.only.split(",")) if args.only else None
     for arm in arms(args.teacher, tuple(args.teacher_solvers.split(",")), nfes):
+        if only is not None and arm["name"].split()[0] not in only:
+            continue
         path = OUT / f"{_key(arm)}.json"
         if path.is_file() and not args.again:
             continue
@@ -248,6 +251,9 @@ def main() -> None:
     )
     p.add_argument(
         "--teacher-nfe", default=",".join(map(str, TEACHER_NFE)), help="evaluate: the teacher's step counts"
+    )
+    p.add_argument(
+        "--only", default="", help="evaluate: these kinds only (teacher, progressive, consistency, GAN)"
     )
     p.add_argument("--batch", type=int, default=100, help="speed: images per timed batch")
     p.add_argument("--again", action="store_true", help="evaluate: re-score arms already scored")
