@@ -31,7 +31,7 @@ import torch
 from common import RESULTS, write_results
 from trilemma import Judge
 
-from ddpm.checkpoints import read_meta
+from ddpm.checkpoints import CheckpointDir, read_meta
 from ddpm.imaging import to_uint8
 from ddpm.pipelines import load_model
 from ddpm.pipelines.baselines import generate_baseline, load_baseline
@@ -206,6 +206,14 @@ def cmd_report(args) -> None:
             f"{m}: {t['steps']} distillation steps in {t['minutes']:.1f} min of training "
             "on top of the teacher."
         )
+    gan = RUNS / "gan" / "checkpoints"
+    if gan.is_dir() and (latest := CheckpointDir(RUNS / "gan").latest()) is not None:
+        state = read_meta(latest).get("state", {})
+        training["GAN"] = {"steps": state.get("step"), "minutes": state.get("elapsed_seconds", 0) / 60}
+        gan_run = training["GAN"]
+        notes.append(f"GAN: {gan_run['steps']} steps in {gan_run['minutes']:.1f} min of training.")
+    if speed.get("_conditions"):
+        notes.append(f"images/s: {speed['_conditions']['threads']} threads, {speed['_conditions']['note']}.")
     write_results("distillation", {"rows": rows, "speed": speed, "training": training}, [*lines, "", *notes])
     _plot(rows)
 
