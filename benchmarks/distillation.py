@@ -206,12 +206,11 @@ def cmd_report(args) -> None:
             f"{m}: {t['steps']} distillation steps in {t['minutes']:.1f} min of training "
             "on top of the teacher."
         )
-    gan = RUNS / "gan" / "checkpoints"
-    if gan.is_dir() and (latest := CheckpointDir(RUNS / "gan").latest()) is not None:
-        state = read_meta(latest).get("state", {})
-        training["GAN"] = {"steps": state.get("step"), "minutes": state.get("elapsed_seconds", 0) / 60}
-        gan_run = training["GAN"]
-        notes.append(f"GAN: {gan_run['steps']} steps in {gan_run['minutes']:.1f} min of training.")
+    gan = CheckpointDir(RUNS / "gan").latest()
+    if gan is not None:
+        state = read_meta(gan)["state"]
+        training["GAN"] = {"steps": state["step"], "minutes": state["elapsed_seconds"] / 60}
+        notes.append(f"GAN: {state['step']} steps in {training['GAN']['minutes']:.1f} min of training.")
     if speed.get("_conditions"):
         notes.append(f"images/s: {speed['_conditions']['threads']} threads, {speed['_conditions']['note']}.")
     write_results("distillation", {"rows": rows, "speed": speed, "training": training}, [*lines, "", *notes])
