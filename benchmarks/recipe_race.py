@@ -134,9 +134,11 @@ def our_samples(ckpt: Path, sampler: SamplerConfig, num: int) -> tuple[torch.Ten
 
 
 class Scorer:
-    """Domain FD (and optionally FID) of uint8 samples against ``num`` test images, with floors."""
+    """Domain FD (and optionally FID) of uint8 samples against ``num`` test images, with floors. The
+    Inception statistics of the test images and the FID floor depend only on ``num``: they are kept
+    in ``cache`` (an .npz) so every evaluator after the first skips those 2 × ``num`` images."""
 
-    def __init__(self, num: int, fid: bool):
+    def __init__(self, num: int, fid: bool, cache: Path | None = None):
         self.probe = DomainProbe(num)
         train = load_fashion_mnist(split="train").images
         self.floor_real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(7))[:num]]
@@ -148,8 +150,20 @@ class Scorer:
 
             self.inception = InceptionFeatures()
             self._fd, self._stats = frechet_distance, gaussian_stats
-            self.reference = gaussian_stats(self.inception(self.probe.reference))
-            self.floor["fid"] = self._fid(self.floor_real)
+            if cache is not None and cache.is_file():
+                kept = np.load(cache)
+                self.reference = (kept["mu"], kept["sigma"])
+                self.floor["fid"] = float(kept["floor_fid"])
+            else:
+                self.reference = gaussian_stats(self.inception(self.probe.reference))
+                self.floor["fid"] = self._fid(self.floor_real)
+                if cache is not None:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    partial = cache.with_name(cache.name + ".partial.npz")
+                    np.savez(
+                        partial, mu=self.reference[0], sigma=self.reference[1], floor_fid=self.floor["fid"]
+                    )
+                    partial.replace(cache)
 
     def _fid(self, images: torch.Tensor) -> float:
         return self._fd(*self._stats(self.inception(images)), *self.reference)
@@ -275,7 +289,7 @@ def main() -> None:
             print(f"{arm}: trained in {out}", flush=True)
         return None
     torch.set_num_threads(args.threads)
-    scorer = Scorer(args.num, args.fid)
+    scorer = Scorer(args.num, args.fid, Path(args.runs) / f"inception-reference-{args.num}.npz")
     folder = RESULTS / "recipe_race"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{args.minutes:g}min.json"

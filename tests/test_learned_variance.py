@@ -9,7 +9,7 @@ import torch
 
 from ddpm.configuration import to_dict
 from ddpm.errors import UserError
-from ddpm.eval.nll import variational_bound
+from ddpm.eval.nll import variational_bound, variational_bounds
 from ddpm.pipelines import load_model
 from ddpm.process import learned_log_variance
 from ddpm.process.config import DiffusionConfig
@@ -62,6 +62,37 @@ def test_bound_with_v_zero_equals_the_fixed_beta_tilde_bound():
     assert torch.allclose(torch.from_numpy(learned.kl), torch.from_numpy(fixed.kl), rtol=1e-9)
     with pytest.raises(UserError, match="learned_variance"):
         variational_bound(eps, x0, SCHEDULE, "eps", "learned")
+
+
+def test_bounds_under_several_variances_match_one_call_each():
+    """One pass that scores learned, β and β̃ together gives each the terms of its own call (same
+    noise), and the three differ where the variances differ."""
+    x0 = (
+        torch.randint(0, 256, (2, 1, 4, 4), generator=torch.Generator().manual_seed(3)).double() / 127.5
+    ) - 1
+
+    def eps(x, t):
+        return 0.2 * x + 0.01 * t.reshape(-1, 1, 1, 1)
+
+    denoise = _two_headed(0.4, eps)
+    together = variational_bounds(
+        denoise,
+        x0,
+        SCHEDULE,
+        "eps",
+        ("learned", "beta", "beta_tilde"),
+        generator=torch.Generator().manual_seed(5),
+    )
+    for variance in ("learned", "beta", "beta_tilde"):
+        alone = variational_bound(
+            denoise, x0, SCHEDULE, "eps", variance, generator=torch.Generator().manual_seed(5)
+        )
+        assert torch.allclose(torch.from_numpy(together[variance].kl), torch.from_numpy(alone.kl), rtol=1e-12)
+        assert torch.allclose(
+            torch.from_numpy(together[variance].decoder), torch.from_numpy(alone.decoder), rtol=1e-12
+        )
+    totals = [together[v].total.mean() for v in ("learned", "beta", "beta_tilde")]
+    assert len({round(float(x), 9) for x in totals}) == 3
 
 
 def test_hybrid_loss_trains_v_through_the_bound_only():

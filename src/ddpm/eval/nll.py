@@ -8,6 +8,7 @@ every t (one network call per t and image), as in DDPM and improved-DDPM.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,6 @@ class BoundTerms:
         return self.prior + self.decoder + self.kl.sum(axis=1)
 
 
-@torch.no_grad()
 def variational_bound(
     denoise: Denoiser,
     x0: torch.Tensor,
@@ -49,17 +49,37 @@ def variational_bound(
 ) -> BoundTerms:
     """Evaluate every term of the bound for a batch of images ``x0`` in [−1, 1] (256 levels). With
     ``variance`` learned, p_θ's variance at each step comes from the network's v output."""
+    bounds = variational_bounds(
+        denoise, x0, schedule, prediction_type, (variance,), clip_x0, generator, progress
+    )
+    return bounds[variance]
+
+
+@torch.no_grad()
+def variational_bounds(
+    denoise: Denoiser,
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    prediction_type: str,
+    variances: Sequence[str],
+    clip_x0: bool = True,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> dict[str, BoundTerms]:
+    """The bound of :func:`variational_bound` under several reverse variances at once (learned, beta,
+    beta_tilde): one network call per t and image serves all of them, since the variance changes
+    only p_θ's σ², not its mean. Same noise, hence the same terms as separate calls."""
     n, dims = x0.shape[0], x0[0].numel()
     to_bits = 1 / (dims * math.log(2))
-    logvar = None if variance == "learned" else reverse_log_variance(schedule, variance)
+    fixed = {v: reverse_log_variance(schedule, v) for v in variances if v != "learned"}
     x0 = x0.double()
-    kl = np.zeros((n, schedule.num_timesteps - 1))
-    decoder = np.zeros(n)
+    kl = {v: np.zeros((n, schedule.num_timesteps - 1)) for v in variances}
+    decoder = {v: np.zeros(n) for v in variances}
     for t in progress_bar(range(schedule.num_timesteps), desc="bound terms", enabled=progress, leave=False):
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
         xt = q_sample(x0, t, schedule, noise)
         out, v = split_output(denoise(xt.float(), torch.full((n,), t, device=x0.device)).double(), xt)
-        if v is None and variance == "learned":
+        if v is None and "learned" in variances:
             raise UserError(
                 "variance learned needs a model trained with diffusion.learned_variance = true; "
                 "use --variance beta or beta_tilde"
@@ -68,14 +88,19 @@ def variational_bound(
         if clip_x0:
             x0_pred = x0_pred.clamp(-1, 1)
         model_mean = q_posterior_mean(x0_pred, xt, t, schedule)
-        model_logvar = learned_log_variance(v, t, schedule) if logvar is None else extract(logvar, t, xt)
-        if t == 0:
-            ll = discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_logvar)
-            decoder = -ll.flatten(1).sum(1).cpu().numpy() * to_bits
-        else:
+        if t > 0:
             true_mean = q_posterior_mean(x0, xt, t, schedule)
             true_logvar = extract(schedule.posterior_log_variance_clipped, t, xt)
-            term = normal_kl(true_mean, true_logvar, model_mean, model_logvar)
-            kl[:, t - 1] = term.flatten(1).sum(1).cpu().numpy() * to_bits
+        for variance in variances:
+            if variance == "learned":
+                model_logvar = learned_log_variance(v, t, schedule)
+            else:
+                model_logvar = extract(fixed[variance], t, xt)
+            if t == 0:
+                ll = discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_logvar)
+                decoder[variance] = -ll.flatten(1).sum(1).cpu().numpy() * to_bits
+            else:
+                term = normal_kl(true_mean, true_logvar, model_mean, model_logvar)
+                kl[variance][:, t - 1] = term.flatten(1).sum(1).cpu().numpy() * to_bits
     prior = prior_kl(x0, schedule).flatten(1).sum(1).cpu().numpy() * to_bits
-    return BoundTerms(prior=prior, decoder=decoder, kl=kl)
+    return {v: BoundTerms(prior=prior, decoder=decoder[v], kl=kl[v]) for v in variances}
