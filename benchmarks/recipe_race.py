@@ -1,6 +1,8 @@
 """Time to quality of training recipes at equal wall clock on Fashion-MNIST 32×32: ours (several
 recipes and one-at-a-time ablations), k-diffusion's recipe (on our U-Net and on its own model) and
-denoising-diffusion-pytorch's defaults, each trained for the same minutes on one thread.
+denoising-diffusion-pytorch's defaults, each trained for the same minutes on one thread. With
+``--data faces`` our arms start from the bundled ``faces`` config and race ddpm-pytorch on the
+faces 32×32 by Inception FID (results/recipe_race/faces-*.json, runs in RUNS/faces-*min).
 
 Phases (run them in order; ``--runs`` holds everything between them):
 
@@ -8,9 +10,9 @@ Phases (run them in order; ``--runs`` holds everything between them):
     python benchmarks/recipe_race.py evaluate --arms demo,edm,kdiff-our-unet --minutes 10 --num 500
     python benchmarks/recipe_race.py report
 
-Our arms are bundled ``fashion-mnist-demo`` plus the overrides of :data:`OUR_ARMS`; each is planned
-for the budget (steps = budget / measured seconds per step, so a cosine learning rate ends with
-it), stopped by ``train.time_limit_minutes`` and checkpointed every mark's interval of training
+Our arms are bundled ``fashion-mnist-demo`` (or ``faces``) plus the overrides of :data:`OUR_ARMS`;
+each is planned for the budget (steps = budget / measured seconds per step, so a cosine learning
+rate ends with it), stopped by ``train.time_limit_minutes`` and checkpointed every mark's interval of training
 time. Peer arms run in ``.venv-peers`` (``benchmarks/peers/setup.sh``) and save their EMA samples
 at the marks (training clock paused while sampling). Every arm is scored on ``--num`` samples by
 domain FD (and Inception FID with ``--fid``, at the last mark) against test images, next to the
@@ -22,11 +24,13 @@ sampler at about 35 network evaluations (ours: the best of three solvers at the 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +40,12 @@ from image_to_image import step_seconds
 
 from ddpm.checkpoints import read_meta
 from ddpm.configuration import merge
-from ddpm.data import load_fashion_mnist
+from ddpm.data import DataConfig, load_dataset
+from ddpm.eval import frechet_distance, gaussian_stats
+from ddpm.eval.features import cached_features, inception_space
 from ddpm.imaging import to_uint8
 from ddpm.pipelines import load_model
+from ddpm.pipelines.evaluate import real_images, real_set_key
 from ddpm.pipelines.experiment import load_experiment_config, run_training
 from ddpm.pipelines.generation import generate
 from ddpm.samplers import SamplerConfig
@@ -70,6 +77,7 @@ ABLATIONS: dict[str, dict] = {
     "eps-min-snr-width48": merge(LEADER, {"model": {"base_channels": 48}}),
 }
 OUR_ARMS.update(ABLATIONS)
+BASE_CONFIG = {"fashion-mnist": "fashion-mnist-demo", "faces": "faces"}  # today's bundled recipes
 PEER_ARMS = {
     "kdiff-our-unet": "kdiffusion_arm.py",
     "kdiff-own": "kdiffusion_arm.py",
@@ -82,9 +90,11 @@ OUR_SAMPLERS = {  # about 35 network evaluations each
 }
 
 
-def train_ours(arm: str, out: Path, minutes: float, every: float, threads: int) -> dict:
+def train_ours(
+    arm: str, out: Path, minutes: float, every: float, threads: int, data: str = "fashion-mnist"
+) -> dict:
     overrides = OUR_ARMS[arm]
-    config = load_experiment_config("fashion-mnist-demo", overrides)
+    config = load_experiment_config(BASE_CONFIG[data], overrides)
     per_step = step_seconds(config)
     steps = max(10, int(minutes * 60 / per_step * 1.05))
     train = {
@@ -97,21 +107,24 @@ def train_ours(arm: str, out: Path, minutes: float, every: float, threads: int) 
         "num_threads": threads,
         "precision": "fp32",
     }
-    config = load_experiment_config("fashion-mnist-demo", merge(overrides, {"train": train}))
+    config = load_experiment_config(BASE_CONFIG[data], merge(overrides, {"train": train}))
     result = run_training(config, out, progress=False)
-    record = {"arm": arm, "overrides": overrides, "planned_steps": steps, "seconds_per_step": per_step}
+    record = {"arm": arm, "data": data, "base_config": BASE_CONFIG[data], "overrides": overrides}
+    record.update(planned_steps=steps, seconds_per_step=per_step)
     record.update(steps=result.step, elapsed_seconds=result.elapsed_seconds)
     (out / "arm.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
-def train_peer(arm: str, out: Path, minutes: float, marks: list[float], num: int, threads: int) -> None:
+def train_peer(
+    arm: str, out: Path, minutes: float, marks: list[float], num: int, threads: int, data: str
+) -> None:
     if not PEERS_PYTHON.exists():
         raise SystemExit("peer arms need .venv-peers: run benchmarks/peers/setup.sh first")
     script = Path(__file__).parent / "peers" / PEER_ARMS[arm]
     cmd = [str(PEERS_PYTHON), str(script), "--arm", arm, "--minutes", str(minutes)]
     cmd += ["--snapshots", ",".join(f"{m:g}" for m in marks), "--num", str(num), "--nfe", "35"]
-    cmd += ["--threads", str(threads), "--out", str(out)]
+    cmd += ["--threads", str(threads), "--data", data, "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(threads)}
     subprocess.run(cmd, check=True, env=env)
 
@@ -134,44 +147,37 @@ def our_samples(ckpt: Path, sampler: SamplerConfig, num: int) -> tuple[torch.Ten
 
 
 class Scorer:
-    """Domain FD (and optionally FID) of uint8 samples against ``num`` test images, with floors. The
-    Inception statistics of the test images and the FID floor depend only on ``num``: they are kept
-    in ``cache`` (an .npz) so every evaluator after the first skips those 2 × ``num`` images."""
+    """The race's metric of uint8 samples against ``num`` test images, with its floor (``num`` train
+    images against the same test images): domain FD on Fashion-MNIST (and Inception FID with
+    ``fid``), Inception FID on faces. Inception features of the real sets are computed once and
+    cached (:func:`ddpm.eval.features.cached_features`), so only the first evaluator pays for them."""
 
-    def __init__(self, num: int, fid: bool, cache: Path | None = None):
-        self.probe = DomainProbe(num)
-        train = load_fashion_mnist(split="train").images
-        self.floor_real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(7))[:num]]
-        self.floor = {"domain_fd": self.probe(self.floor_real)["domain_fd"]}
+    def __init__(self, data: str, num: int, fid: bool):
+        self.metric = "domain_fd" if data == "fashion-mnist" else "fid"
+        config = DataConfig(dataset=data, image_size=32, channels=3 if data == "faces" else 1)
+        test = functools.cache(lambda: real_images(config, "test", num))
+        train = load_dataset(replace(config, split="train")).images
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(7))
+        self.floor_real = train[order[:num]]
+        self.floor: dict[str, float] = {}
+        self.probe = None
+        if data == "fashion-mnist":
+            self.probe = DomainProbe(num)  # the same test images as ``test``
+            self.floor["domain_fd"] = self.probe(self.floor_real)["domain_fd"]
         self.inception = None
-        if fid:
-            from ddpm.eval import frechet_distance, gaussian_stats
-            from ddpm.eval.inception import InceptionFeatures
-
-            self.inception = InceptionFeatures()
-            self._fd, self._stats = frechet_distance, gaussian_stats
-            if cache is not None and cache.is_file():
-                kept = np.load(cache)
-                self.reference = (kept["mu"], kept["sigma"])
-                self.floor["fid"] = float(kept["floor_fid"])
-            else:
-                self.reference = gaussian_stats(self.inception(self.probe.reference))
-                self.floor["fid"] = self._fid(self.floor_real)
-                if cache is not None:
-                    cache.parent.mkdir(parents=True, exist_ok=True)
-                    partial = cache.with_name(cache.name + ".partial.npz")
-                    np.savez(
-                        partial, mu=self.reference[0], sigma=self.reference[1], floor_fid=self.floor["fid"]
-                    )
-                    partial.replace(cache)
-
-    def _fid(self, images: torch.Tensor) -> float:
-        return self._fd(*self._stats(self.inception(images)), *self.reference)
+        if fid or self.metric == "fid":
+            self.inception = inception_space(progress=False)
+            key = real_set_key(config, num, test)
+            self.reference = gaussian_stats(cached_features(self.inception, f"{key}-test", test))
+            floor = cached_features(self.inception, f"{key}-train-seed7", lambda: self.floor_real)
+            self.floor["fid"] = frechet_distance(*gaussian_stats(floor), *self.reference)
 
     def __call__(self, images: torch.Tensor, with_fid: bool) -> dict:
-        row = {"domain_fd": self.probe(images)["domain_fd"]}
-        if with_fid and self.inception is not None:
-            row["fid"] = self._fid(images)
+        row = {}
+        if self.probe is not None:
+            row["domain_fd"] = self.probe(images)["domain_fd"]
+        if self.inception is not None and (with_fid or self.metric == "fid"):
+            row["fid"] = frechet_distance(*gaussian_stats(self.inception(images)), *self.reference)
         return row
 
 
@@ -192,7 +198,7 @@ def evaluate_arm(arm: str, run: Path, marks: list[float], scorer: Scorer, num: i
     trials = {}
     for name, sampler in OUR_SAMPLERS.items():  # the choice on fewer samples, the score on ``num``
         images, _ = our_samples(last, sampler, trial_num)
-        trials[name] = scorer(images, False)["domain_fd"]
+        trials[name] = scorer(images, False)[scorer.metric]
     best = min(trials, key=trials.get)
     for mark in marks:
         ckpt, state = checkpoint_at(run, mark)
@@ -209,22 +215,36 @@ def evaluate_arm(arm: str, run: Path, marks: list[float], scorer: Scorer, num: i
     return {"arm": arm, "recipe": info, "sampler_trials": trials, "trial_num": trial_num, "points": points}
 
 
+def _primary(result: dict) -> str:
+    """The race's metric of a result file: domain FD on Fashion-MNIST, Inception FID on faces."""
+    return "domain_fd" if result.get("data", "fashion-mnist") == "fashion-mnist" else "fid"
+
+
 def report() -> None:
     folder = RESULTS / "recipe_race"
     results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    lines = ["| budget | arm | sampler | minutes | steps | images seen | domain FD | × floor | FID |"]
-    lines.append("|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    lines = ["| data | budget | arm | sampler | minutes | steps | images seen | domain FD | FID | × floor |"]
+    lines.append("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        floor = r["floor"]["domain_fd"]
+        metric = _primary(r)
+        floor = r["floor"][metric]
         for a in r["arms"]:
             for p in a["points"]:
+                fd = f"{p['domain_fd']:.1f}" if "domain_fd" in p else ""
                 fid = f"{p['fid']:.1f}" if "fid" in p else ""
                 lines.append(
-                    f"| {r['budget_minutes']:g} | {a['arm']} | {p['sampler']} | {p['minutes']:g} | "
-                    f"{p['steps']} | {p['images_seen']:,} | {p['domain_fd']:.1f} | "
-                    f"{p['domain_fd'] / floor:.2f} | {fid} |"
+                    f"| {r.get('data', 'fashion-mnist')} | {r['budget_minutes']:g} | {a['arm']} | "
+                    f"{p['sampler']} | {p['minutes']:g} | {p['steps']} | {p['images_seen']:,} | {fd} | "
+                    f"{fid} | {p[metric] / floor:.2f} |"
                 )
-    notes = [f"Floors (train vs test, same N): {', '.join(json.dumps(r['floor']) for r in results)}."]
+    notes = [
+        "× floor: of domain FD on Fashion-MNIST, of FID on faces. Floors (train vs test, same N): "
+        + ", ".join(
+            f"{r.get('data', 'fashion-mnist')} {r['budget_minutes']:g} min {json.dumps(r['floor'])}"
+            for r in results
+        )
+        + "."
+    ]
     write_results("recipe_race", {"budgets": results}, [*lines, "", *notes])
     _plot(results)
 
@@ -235,17 +255,22 @@ def _plot(results: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in results:
-        for a in r["arms"]:
-            xs = [p["minutes"] for p in a["points"]]
-            ys = [p["domain_fd"] for p in a["points"]]
-            ax.plot(xs, ys, marker="o", label=f"{a['arm']} ({r['budget_minutes']:g} min plan)")
-        ax.axhline(r["floor"]["domain_fd"], color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("training minutes (one CPU thread)")
-    ax.set_ylabel("domain FD (lower is better)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
+    datasets = list(dict.fromkeys(r.get("data", "fashion-mnist") for r in results))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
+    for ax, data in zip(axes[0], datasets, strict=True):
+        for r in (r for r in results if r.get("data", "fashion-mnist") == data):
+            metric = _primary(r)
+            for a in r["arms"]:
+                xs = [p["minutes"] for p in a["points"]]
+                ys = [p[metric] for p in a["points"]]
+                ax.plot(xs, ys, marker="o", label=f"{a['arm']} ({r['budget_minutes']:g} min plan)")
+            ax.axhline(r["floor"][metric], color="grey", ls="--", lw=0.8)
+        name = "domain FD" if data == "fashion-mnist" else "Inception FID"
+        ax.set_title(f"{data} 32×32 (dashed: real-vs-real floor)")
+        ax.set_xlabel("training minutes (one CPU thread)")
+        ax.set_ylabel(f"{name} (lower is better)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(RESULTS / "recipe_race.png", dpi=120)
 
@@ -262,6 +287,12 @@ def main() -> None:
     p.add_argument("--trial-num", type=int, default=200, help="samples per solver when choosing one")
     p.add_argument("--fid", action="store_true", help="also Inception FID at the last mark")
     p.add_argument("--note", default="", help="what else was running (goes into the result)")
+    p.add_argument(
+        "--data",
+        choices=tuple(BASE_CONFIG),
+        default="fashion-mnist",
+        help="32×32 data set; faces races our arms (on the bundled faces config) and ddpm-pytorch by FID",
+    )
     args = p.parse_args()
     if args.phase == "report":
         return report()
@@ -270,7 +301,8 @@ def main() -> None:
     )
     if marks[-1] != args.minutes:
         raise SystemExit("the last mark must equal --minutes")
-    runs = Path(args.runs) / f"{args.minutes:g}min"
+    prefix = "" if args.data == "fashion-mnist" else f"{args.data}-"
+    runs = Path(args.runs) / f"{prefix}{args.minutes:g}min"
     arms = args.arms.split(",")
     unknown = [a for a in arms if a not in OUR_ARMS and a not in PEER_ARMS]
     if unknown:
@@ -283,22 +315,23 @@ def main() -> None:
                 print(f"{arm}: already trained in {out}")
                 continue
             if arm in PEER_ARMS:
-                train_peer(arm, out, args.minutes, marks, args.num, args.threads)
+                train_peer(arm, out, args.minutes, marks, args.num, args.threads, args.data)
             else:
-                train_ours(arm, out, args.minutes, marks[0], args.threads)
+                train_ours(arm, out, args.minutes, marks[0], args.threads, args.data)
             print(f"{arm}: trained in {out}", flush=True)
         return None
     torch.set_num_threads(args.threads)
-    scorer = Scorer(args.num, args.fid, Path(args.runs) / f"inception-reference-{args.num}.npz")
+    scorer = Scorer(args.data, args.num, args.fid)
     folder = RESULTS / "recipe_race"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{args.minutes:g}min.json"
+    path = folder / f"{prefix}{args.minutes:g}min.json"
     for arm in arms:
         row = evaluate_arm(arm, runs / arm, marks, scorer, args.num, args.trial_num)
         print(json.dumps(row["points"][-1]), flush=True)
         # re-read before writing, so evaluators of different arms can run side by side
         done = json.loads(path.read_text()) if path.exists() else {"arms": []}
         result = {
+            "data": args.data,
             "budget_minutes": args.minutes,
             "marks": marks,
             "num": args.num,

@@ -1,10 +1,12 @@
 """Peer arm ``ddpm-pytorch``: denoising-diffusion-pytorch 2.3.4's defaults at our model size, trained for
-a wall-clock budget on Fashion-MNIST 32×32 with EMA snapshots sampled along the way.
+a wall-clock budget on Fashion-MNIST 32×32 (or faces 32×32, ``--data faces``) with EMA snapshots
+sampled along the way.
 
 Model: its ``Unet`` with every default (dim_mults (1, 2, 4, 8), full attention only at the innermost
 stage and linear attention elsewhere, 4 heads of 32, dropout 0, no self-conditioning, no learned
 variance) except channels=1 and dim=12, the even dim whose size is nearest ours: 1,424,401
-parameters (dim must be even; 14 gives 1,897,089; our U-Net has 1,524,257). Wrapped in its
+parameters (dim must be even; 14 gives 1,897,089; our U-Net has 1,524,257). On faces channels=3 and
+dim=12 again: 1,425,603 parameters against our faces U-Net's 1,525,411 (14 gives 1,898,491). Wrapped in its
 ``GaussianDiffusion`` with every default: 1000 timesteps, sigmoid β schedule, v-prediction,
 min-SNR loss weighting off (γ 5 unused), offset noise 0, auto-normalisation of [0, 1] input to
 [-1, 1], DDIM η 0 — except sampling_timesteps = --nfe, which switches its sampler to DDIM.
@@ -34,14 +36,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # isort: off
-from kdiffusion_arm import Arm, parse_args, run  # noqa: E402  (first: it sets TQDM_DISABLE before tqdm loads)
+from kdiffusion_arm import Arm, data_channels, parse_args, run  # noqa: E402  (first: it sets TQDM_DISABLE before tqdm loads)
 import torch  # noqa: E402
 # isort: on
 
 RECIPE = {
     "source": "denoising-diffusion-pytorch 2.3.4: Unet, GaussianDiffusion and Trainer defaults "
     "(denoising_diffusion_pytorch/denoising_diffusion_pytorch.py), ema-pytorch 0.8.3 EMA defaults",
-    "network": "Unet(dim=12, channels=1), defaults otherwise: dim_mults (1, 2, 4, 8), init_dim = dim, "
+    "network": "Unet(dim=12, channels=1 (3 on faces)), defaults otherwise: dim_mults (1, 2, 4, 8), "
+    "init_dim = dim, "
     "full_attn only at the innermost stage (linear attention elsewhere), attn_heads 4, attn_dim_head 32, "
     "dropout 0, self_condition False, learned_variance False, sinusoidal_pos_emb_theta 10000, "
     "flash_attn False",
@@ -59,7 +62,8 @@ RECIPE = {
     "augmentation": "random horizontal flip, p 0.5 (Trainer augment_horizontal_flip=True)",
     "gradient_accumulation": "1 (Trainer gradient_accumulate_every)",
     "precision": "fp32 (Trainer amp False)",
-    "data": "Fashion-MNIST train, 28x28 zero-padded to 32x32, fed in [0, 1] (x/255), shuffled epochs; "
+    "data": "Fashion-MNIST train, 28x28 zero-padded to 32x32 (or the faces train split, 32x32 RGB), fed "
+    "in [0, 1] (x/255), shuffled epochs; "
     "the Trainer's default batch is 16, this benchmark uses --batch-size",
     "sampler": "GaussianDiffusion.ddim_sample with the EMA model: sampling_timesteps = nfe, times "
     "linspace(-1, 999, nfe+1) truncated, eta 0, x0 clipped to [-1, 1]; NFE = sampling_timesteps",
@@ -70,7 +74,8 @@ def build(args: argparse.Namespace) -> Arm:
     from denoising_diffusion_pytorch import GaussianDiffusion, Unet
     from ema_pytorch import EMA
 
-    unet = Unet(dim=12, channels=1)
+    channels = data_channels(args.data)
+    unet = Unet(dim=12, channels=channels)
     diffusion = GaussianDiffusion(unet, image_size=32, sampling_timesteps=args.nfe)
     opt = torch.optim.Adam(diffusion.parameters(), lr=1e-4, betas=(0.9, 0.99))
     ema = EMA(diffusion, beta=0.995, update_every=10)

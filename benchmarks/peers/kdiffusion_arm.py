@@ -28,7 +28,7 @@ Run with the peers venv (benchmarks/peers/setup.sh):
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv-peers/bin/python benchmarks/peers/kdiffusion_arm.py \\
         --arm kdiff-our-unet --minutes 10 --snapshots 2.5,5,10 --num 1000 --nfe 35 --out DIR
 
-Writes DIR/samples-{mark}min.npz (``images``: uint8 (num, 1, 32, 32)) and DIR/arm.json. The argument
+Writes DIR/samples-{mark}min.npz (``images``: uint8 (num, C, 32, 32)) and DIR/arm.json. The argument
 parsing and the train/snapshot loop below are shared with ddpm_pytorch_arm.py.
 """
 
@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ddpm.data import load_fashion_mnist  # noqa: E402
+from ddpm.data import DataConfig, load_dataset  # noqa: E402
 from ddpm.fileio import atomic_write, write_text_atomic  # noqa: E402
 from ddpm.imaging import to_uint8  # noqa: E402
 
@@ -82,6 +82,9 @@ def parse_args(arms: list[str], description: str) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--data", choices=("fashion-mnist", "faces"), default="fashion-mnist", help="32×32 train set"
+    )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     args.marks = [float(m) for m in args.snapshots.split(",")] if args.snapshots else [args.minutes]
@@ -94,9 +97,14 @@ def parse_args(arms: list[str], description: str) -> argparse.Namespace:
     return args
 
 
-def batches(batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless shuffled epochs of Fashion-MNIST train (32×32, [-1, 1]); partial last batches dropped."""
-    images = load_fashion_mnist(split="train", image_size=32).images
+def data_channels(data: str) -> int:
+    return 3 if data == "faces" else 1
+
+
+def batches(data: str, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless shuffled epochs of a train set (32×32, [-1, 1]); partial last batches dropped."""
+    config = DataConfig(dataset=data, split="train", image_size=32, channels=data_channels(data))
+    images = load_dataset(config).images
     while True:
         order = torch.randperm(len(images), generator=generator)
         for i in range(0, len(order) - batch_size + 1, batch_size):
@@ -118,12 +126,13 @@ def run(args: argparse.Namespace, build: Callable[[argparse.Namespace], Arm]) ->
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     arm = build(args)
-    data = batches(args.batch_size, torch.Generator().manual_seed(args.seed))
+    data = batches(args.data, args.batch_size, torch.Generator().manual_seed(args.seed))
     record = {
         "arm": arm.name,
         "recipe": arm.recipe,
         "parameters": arm.parameters,
         "batch_size": args.batch_size,
+        "data": args.data,
         "seed": args.seed,
         "threads": args.threads,
         "torch": torch.__version__,
@@ -212,6 +221,10 @@ class SigmaToTimestep(nn.Module):
 def build(args: argparse.Namespace) -> Arm:
     import k_diffusion as K
 
+    if args.data != "fashion-mnist":
+        raise SystemExit(
+            "the k-diffusion arms are laid out for Fashion-MNIST only (use --data fashion-mnist)"
+        )
     recipe = dict(RECIPE)
     if args.arm == "kdiff-our-unet":
         from ddpm.models import UNet
