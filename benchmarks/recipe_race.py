@@ -256,6 +256,9 @@ def _plot(results: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(r.get("data", "fashion-mnist") for r in results))
+    names = list(dict.fromkeys(a["arm"] for r in results for a in r["arms"]))
+    colour = {name: plt.get_cmap("tab20")(i % 20) for i, name in enumerate(names)}  # one per arm
+    longest = max(r["budget_minutes"] for r in results)
     fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
     for ax, data in zip(axes[0], datasets, strict=True):
         for r in (r for r in results if r.get("data", "fashion-mnist") == data):
@@ -263,7 +266,9 @@ def _plot(results: list[dict]) -> None:
             for a in r["arms"]:
                 xs = [p["minutes"] for p in a["points"]]
                 ys = [p[metric] for p in a["points"]]
-                ax.plot(xs, ys, marker="o", label=f"{a['arm']} ({r['budget_minutes']:g} min plan)")
+                style = "-" if r["budget_minutes"] == longest else ":"
+                label = f"{a['arm']} ({r['budget_minutes']:g} min plan)"
+                ax.plot(xs, ys, style, marker="o", color=colour[a["arm"]], label=label)
             ax.axhline(r["floor"][metric], color="grey", ls="--", lw=0.8)
         name = "domain FD" if data == "fashion-mnist" else "Inception FID"
         ax.set_title(f"{data} 32×32 (dashed: real-vs-real floor)")
