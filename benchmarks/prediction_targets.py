@@ -5,7 +5,8 @@ eps, x0, v and mu with the simple MSE on their own target, and mu with the true 
 (train.loss_weighting = vlb, DDPM Table 2's "μ̃, L, fixed isotropic Σ" row):
 
     ddpm train --config fashion-mnist-demo --out runs/pitfalls/target-NAME --train.steps 600 \\
-        --train.num_threads 1 --diffusion.prediction_type {eps,x0,v,mu} [--train.loss_weighting vlb]
+        --train.num_threads 1 --diffusion.prediction_type {eps,x0,v,mu} \\
+        --train.loss_weighting {simple,vlb}
 
 Each model is measured the same way: held-out errors on a common yardstick (the ε and x̂₀ its output
 implies, on test images at uniformly drawn t), and samples (ancestral, the same steps for all) scored

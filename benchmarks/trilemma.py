@@ -15,7 +15,8 @@ The trained runs come from (one thread each, two at a time, 10 minutes):
     ddpm train --config {fashion-mnist,faces}-{gan,vae,flow} --out runs/trilemma/NAME \\
         --train.time_limit_minutes 10 --train.num_threads 1
     ddpm train --config fashion-mnist-demo --out runs/pitfalls/target-eps --train.steps 600 \\
-        --train.time_limit_minutes 10 --train.num_threads 1   (its 10-minute checkpoint, step 431)
+        --train.time_limit_minutes 10 --train.num_threads 1 --train.loss_weighting simple
+        (its 10-minute checkpoint, step 431)
     ddpm train --config faces --out runs/trilemma/faces-diffusion --train.steps 600 \\
         --train.time_limit_minutes 10 --train.num_threads 1
 """
