@@ -20,12 +20,13 @@ compile time inside the budget unless ``--compile off``; diffusers' example: fp3
 Writes results/training_time_to_quality{,_DEVICE}.{json,md} (no suffix for the CPU).
 
     python benchmarks/training_time_to_quality.py [--budget-minutes 10] [--num 200] [--steps 20]
-        [--device cpu|cuda]
+        [--device cpu|cuda] [--arms ours,diffusers-small --keep-other-arms]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import subprocess
 import sys
@@ -34,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import DomainProbe, write_results
+from common import RESULTS, DomainProbe, write_results
 from train_throughput import diffusers_twin
 
 from ddpm.data import load_fashion_mnist
@@ -123,6 +124,18 @@ def train_ours(budget_minutes: float, workdir: Path, device: str = "cpu", compil
     }
 
 
+def earlier_rows(path: Path, run_now: set[str], args) -> list[dict]:
+    """The rows of arms not run now from a previous results file with the same budget, N and
+    sampler steps, each marked ``earlier_run``."""
+    if not path.is_file():
+        return []
+    previous = json.loads(path.read_text())
+    same = (previous.get("budget_minutes"), previous.get("num"), previous.get("steps"))
+    if same != (args.budget_minutes, args.num, args.steps):
+        raise SystemExit(f"{path} was measured with budget/num/steps {same}; rerun every arm or match them")
+    return [{**r, "earlier_run": True} for r in previous["rows"] if r["arm"] not in run_now]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget-minutes", type=float, default=10.0)
@@ -130,6 +143,11 @@ def main() -> None:
     p.add_argument("--num", type=int, default=200)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--fid", action="store_true", help="also Inception FID (slow on a CPU)")
+    p.add_argument(
+        "--keep-other-arms",
+        action="store_true",
+        help="carry the rows of arms not run now from the previous results file, marked as earlier runs",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument(
         "--compile", default="auto", help="our arm's train.compile (off for budgets shorter than a compile)"
@@ -180,9 +198,13 @@ def main() -> None:
                 inception = InceptionFeatures()
                 f_fake, f_real = inception(fake), inception(probe.reference)
                 row["fid"] = frechet_distance(*gaussian_stats(f_fake), *gaussian_stats(f_real))
+            row["date"] = time.strftime("%Y-%m-%d")
             rows.append(row)
             print(row, flush=True)
 
+    name = "training_time_to_quality" + ("" if device.type == "cpu" else "_" + device.type)
+    if args.keep_other_arms:
+        rows += earlier_rows(RESULTS / f"{name}.json", {r["arm"] for r in rows}, args)
     by_arm = {r["arm"]: r for r in rows}
     ratio = None
     if "ours" in by_arm and "diffusers" in by_arm:
@@ -197,18 +219,25 @@ def main() -> None:
         + "; "
         f"{args.num} samples per arm (SDE-DPM-Solver++(2M), {args.steps} steps) against {args.num} test "
         f"images; real-vs-real domain FD at this N: {floor:.2f}."
-        + (f" Ours / diffusers domain FD: {ratio:.3f}." if ratio is not None else ""),
+        + (f" Ours / diffusers domain FD: {ratio:.3f}." if ratio is not None else "")
+        + (
+            " Rows marked * are carried from an earlier run (another day, perhaps another machine"
+            " of the same kind), not this one."
+            if any(r.get("earlier_run") for r in rows)
+            else ""
+        ),
         "",
         "| arm | parameters | optimiser steps | images seen | domain FD |" + (" FID |" if args.fid else ""),
         "|---|---:|---:|---:|---:|" + ("---:|" if args.fid else ""),
         *(
-            f"| {r['arm']} | {r['parameters']:,} | {r['steps']} | {r['images']:,} | "
+            f"| {r['arm']}{' *' if r.get('earlier_run') else ''} | {r['parameters']:,} | {r['steps']} | "
+            f"{r['images']:,} | "
             f"{r['domain_fd']:.2f} |" + (f" {r['fid']:.2f} |" if args.fid else "")
             for r in rows
         ),
     ]
     write_results(
-        "training_time_to_quality" + ("" if device.type == "cpu" else "_" + device.type),
+        name,
         {
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "budget_minutes": args.budget_minutes,
