@@ -64,7 +64,7 @@ OUR_ARMS: dict[str, dict] = {
     "edm": EDM,
     "v-min-snr": {"diffusion": {"prediction_type": "v"}, "train": {"loss_weighting": "min-snr"}},
     "eps-min-snr": {"train": {"loss_weighting": "min-snr"}},
-    "v-snr+1": {"diffusion": {"prediction_type": "v"}},
+    "v-snr+1": {"diffusion": {"prediction_type": "v"}, "train": {"loss_weighting": "snr+1"}},
     "learned-variance": {  # L_hybrid = L_simple + λ L_vlb, as Nichol & Dhariwal train it
         "diffusion": {"learned_variance": True},
         "train": {"loss_weighting": "simple"},
