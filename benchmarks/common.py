@@ -63,3 +63,19 @@ class DomainProbe:
             "confident": float((probs.max(1).values >= 0.9).double().mean()),
             "class_entropy": float(-(nz * nz.log()).sum() / math.log(10)),
         }
+
+
+def fashion_quality(report: dict) -> dict:
+    """The Fashion-MNIST quality row of an `evaluate` report run with fid, fd-domain, pr and classes:
+    each value with its floor, and the sampler that drew the samples."""
+    m = report["metrics"]
+    return {
+        "fd_domain": m["fd-domain"]["value"],
+        "fd_domain_floor": m["fd-domain"]["floor"],
+        "fid": m["fid"]["value"],
+        "fid_floor": m["fid"]["floor"],
+        "precision": m["pr"]["precision"],
+        "recall": m["pr"]["recall"],
+        "class_entropy": m["classes"]["normalised_entropy"],
+        "sampler": report["sampler"],
+    }

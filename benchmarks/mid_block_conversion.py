@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import write_results
+from common import fashion_quality, write_results
 
 from ddpm.models.unet import reorder_mid_block
 from ddpm.pipelines import load_model
@@ -57,17 +57,7 @@ def main() -> None:
     for label, load in arms.items():
         loaded = load()
         report = evaluate(loaded, EvalConfig(metrics=metrics, num=args.num, progress=False))
-        m = report["metrics"]
-        results[label] = {
-            "fd_domain": m["fd-domain"]["value"],
-            "fd_domain_floor": m["fd-domain"]["floor"],
-            "fid": m["fid"]["value"],
-            "fid_floor": m["fid"]["floor"],
-            "precision": m["pr"]["precision"],
-            "recall": m["pr"]["recall"],
-            "class_entropy": m["classes"]["normalised_entropy"],
-            "sampler": report["sampler"],
-        }
+        results[label] = fashion_quality(report)
         print(label, {k: v for k, v in results[label].items() if k != "sampler"}, flush=True)
     first = next(iter(results.values()))
     lines = [
